@@ -1,0 +1,60 @@
+import { mkdir, open, rename, rm, readFile, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+let counter = 0;
+
+/**
+ * Writes a file so that a crash at any point leaves either the old or the new content:
+ * temp file in the same directory, fsync, rename, fsync of the directory.
+ */
+export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${process.pid}.${++counter}.tmp`);
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode); // the umask must not widen or narrow what we asked for
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+export async function ensureDir(path: string, mode = 0o700): Promise<void> {
+  await mkdir(path, { recursive: true, mode });
+}
+
+/** Reads every `*.json` in a directory; unreadable or corrupt files are reported, not fatal. */
+export async function readJsonDir<T>(dir: string): Promise<{ items: T[]; bad: { file: string; error: string }[] }> {
+  const items: T[] = [];
+  const bad: { file: string; error: string }[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { items, bad };
+    throw e;
+  }
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    const file = join(dir, name);
+    try {
+      items.push(JSON.parse(await readFile(file, 'utf8')) as T);
+    } catch (e) {
+      bad.push({ file, error: (e as Error).message });
+    }
+  }
+  return { items, bad };
+}

@@ -1,0 +1,70 @@
+import Docker from 'dockerode';
+import { WATCHED_EVENTS, type OpenEventStream } from './docker-events.js';
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  state: string;
+  labels: Record<string, string>;
+  /** Network ID → endpoint ID ('' while the container has not joined). Keyed by name as Docker has it. */
+  networks: { name: string; networkId: string; endpointId: string }[];
+}
+
+export interface NetworkSnapshot {
+  id: string;
+  name: string;
+  /** Container ID → endpoint ID. */
+  containers: Record<string, string>;
+}
+
+/**
+ * The few Docker reads tslink makes. None of them takes a container's lock, so all are safe
+ * while the daemon waits on one of our handlers (GET /containers/<id>/json is deliberately absent).
+ */
+export interface DockerApi {
+  openEvents: OpenEventStream;
+  listContainers(opts: { createdOnly?: boolean; signal?: AbortSignal }): Promise<ContainerSummary[]>;
+  inspectNetwork(id: string): Promise<NetworkSnapshot>;
+}
+
+export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
+  return {
+    openEvents: async (since, signal) =>
+      (await docker.getEvents({
+        filters: WATCHED_EVENTS,
+        ...(since ? { since } : {}),
+        abortSignal: signal,
+      } as Docker.GetEventsOptions)) as NodeJS.ReadableStream,
+
+    async listContainers({ createdOnly, signal }) {
+      const list = await docker.listContainers({
+        all: true,
+        ...(createdOnly ? { filters: { status: ['created'] } } : {}),
+        abortSignal: signal,
+      } as Docker.ContainerListOptions);
+      return list.map((c) => ({
+        id: c.Id,
+        name: (c.Names?.[0] ?? '').replace(/^\//, ''),
+        state: c.State ?? '',
+        labels: c.Labels ?? {},
+        // Recovery must not trip over containers whose network settings Docker left out.
+        networks: Object.entries(c.NetworkSettings?.Networks ?? {}).map(([name, n]) => ({
+          name,
+          networkId: n?.NetworkID ?? '',
+          endpointId: n?.EndpointID ?? '',
+        })),
+      }));
+    },
+
+    async inspectNetwork(id) {
+      const n = (await docker.getNetwork(id).inspect()) as {
+        Id: string;
+        Name: string;
+        Containers?: Record<string, { EndpointID?: string }> | null;
+      };
+      const containers: Record<string, string> = {};
+      for (const [cid, c] of Object.entries(n.Containers ?? {})) if (c?.EndpointID) containers[cid] = c.EndpointID;
+      return { id: n.Id, name: n.Name, containers };
+    },
+  };
+}

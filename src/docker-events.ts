@@ -1,0 +1,188 @@
+import { EventEmitter } from 'node:events';
+import { fullJitterDelay } from './backoff.js';
+import type { Logger } from './log.js';
+
+export interface DockerEvent {
+  Type: string;
+  Action: string;
+  Actor: { ID: string; Attributes?: Record<string, string> };
+  time?: number;
+  timeNano?: number;
+}
+
+/** Opens Docker's event stream from `since` (a "seconds.nanoseconds" string), or from now. */
+export type OpenEventStream = (since: string | undefined, signal: AbortSignal) => Promise<NodeJS.ReadableStream>;
+
+export interface WatcherOptions {
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  queueSize: number;
+  random?: () => number;
+}
+
+export interface WatcherState {
+  connected: boolean;
+  lastEventAgeMs: number | null;
+  processed: number;
+  dropped: number;
+  reconnects: number;
+  queued: number;
+}
+
+export const WATCHED_EVENTS = {
+  type: ['container', 'network'],
+  event: ['create', 'start', 'kill', 'die', 'destroy', 'connect', 'disconnect'],
+};
+
+/** Nanosecond timestamps exceed 2^53; keep the since-cursor exact as "s.nnnnnnnnn". */
+export function sinceCursor(timeNano: number | bigint | undefined, time: number | undefined): string | undefined {
+  if (timeNano !== undefined) {
+    const n = BigInt(timeNano);
+    return `${n / 1_000_000_000n}.${(n % 1_000_000_000n).toString().padStart(9, '0')}`;
+  }
+  return time !== undefined ? String(time) : undefined;
+}
+
+/**
+ * Follows Docker's event stream for the life of the plugin. A dropped stream is reopened with
+ * jittered backoff from the last processed event, so nothing that happened meanwhile is lost;
+ * a bounded queue keeps a slow handler from stalling the stream or growing memory without end.
+ * Emits 'connected' each time a stream opens (callers re-list containers then).
+ */
+export class EventsWatcher extends EventEmitter {
+  private readonly queue: DockerEvent[] = [];
+  private draining = false;
+  private stopped = false;
+  private abort?: AbortController;
+  private cursor?: string;
+  private lastEventAt?: number;
+  private attempt = 0;
+  private readonly counts = { processed: 0, dropped: 0, reconnects: 0 };
+  private connected = false;
+  private wake?: () => void;
+
+  constructor(
+    private readonly open: OpenEventStream,
+    private readonly handle: (e: DockerEvent) => Promise<void>,
+    private readonly log: Logger,
+    private readonly opts: WatcherOptions,
+  ) {
+    super();
+  }
+
+  start(since?: string): void {
+    this.cursor = since;
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort?.abort();
+    this.wake?.();
+  }
+
+  state(): WatcherState {
+    return {
+      connected: this.connected,
+      lastEventAgeMs: this.lastEventAt === undefined ? null : Date.now() - this.lastEventAt,
+      queued: this.queue.length,
+      ...this.counts,
+    };
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      this.abort = new AbortController();
+      try {
+        const stream = await this.open(this.cursor, this.abort.signal);
+        this.connected = true;
+        this.attempt = 0;
+        this.log.info({ since: this.cursor ?? 'now' }, 'docker events stream open');
+        this.emit('connected');
+        await this.consume(stream);
+        if (!this.stopped) this.log.warn('docker events stream ended');
+      } catch (e) {
+        if (!this.stopped) this.log.warn({ err: (e as Error).message }, 'docker events stream failed');
+      }
+      this.connected = false;
+      if (this.stopped) break;
+      const delay = fullJitterDelay(this.attempt++, this.opts.minBackoffMs, this.opts.maxBackoffMs, this.opts.random);
+      this.counts.reconnects++;
+      this.emit('disconnected', delay);
+      await new Promise<void>((r) => {
+        this.wake = r;
+        setTimeout(r, delay).unref();
+      });
+    }
+  }
+
+  private consume(stream: NodeJS.ReadableStream): Promise<void> {
+    return new Promise((resolve) => {
+      let buf = '';
+      const finish = (): void => {
+        stream.removeAllListeners('data');
+        resolve();
+      };
+      stream.on('data', (chunk: Buffer | string) => {
+        buf += chunk.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) this.accept(line);
+        }
+      });
+      stream.once('end', finish);
+      stream.once('close', finish);
+      stream.once('error', finish);
+    });
+  }
+
+  private accept(line: string): void {
+    let ev: DockerEvent;
+    try {
+      ev = JSON.parse(line) as DockerEvent;
+    } catch {
+      this.log.warn({ line: line.slice(0, 200) }, 'unparseable docker event ignored');
+      return;
+    }
+    if (this.queue.length >= this.opts.queueSize) {
+      this.counts.dropped++;
+      // The reconciler repairs what a dropped event would have told us.
+      if (this.counts.dropped === 1 || this.counts.dropped % 100 === 0) {
+        this.log.warn({ dropped: this.counts.dropped, queueSize: this.opts.queueSize }, 'docker event queue full: dropping events');
+      }
+      this.emit('dropped', ev);
+    } else {
+      this.queue.push(ev);
+    }
+    this.lastEventAt = Date.now();
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      let ev: DockerEvent | undefined;
+      while ((ev = this.queue.shift())) {
+        try {
+          await this.handle(ev);
+        } catch (e) {
+          this.log.error({ event: `${ev.Type} ${ev.Action}`, id: ev.Actor.ID.slice(0, 12), err: (e as Error).message }, 'event handler failed');
+        }
+        // Resume from what was handled: on reconnect Docker replays from here (inclusive), and
+        // handlers are idempotent, so a replay costs a little work and never loses an event.
+        this.cursor = sinceCursor(ev.timeNano, ev.time) ?? this.cursor;
+        this.counts.processed++;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Resolves once every queued event has been handled (tests, orderly shutdown). */
+  async idle(): Promise<void> {
+    while (this.draining || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+  }
+}

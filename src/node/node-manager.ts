@@ -1,0 +1,183 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
+import { childEnv, type Runner } from '../exec.js';
+import type { Settings } from '../grammar.js';
+import type { Logger } from '../log.js';
+import type { EndpointRecord, NetworkRecord, StateStore } from '../state-store.js';
+import { IdentityLocks } from './identity-locks.js';
+import { StatusFiles, type NodeStatus } from './node-status.js';
+import { NodeSupervisor, type NodeSpec, type SupervisorOptions } from './node-supervisor.js';
+import { TailscaleCli } from './tailscale-cli.js';
+import type { TailscaleBinaries } from './tailscale-binaries.js';
+
+const MARKER = 'tslink-node.json';
+const short = (id: string): string => id.slice(0, 12);
+
+interface Marker {
+  ephemeral: boolean;
+  network: string;
+  endpoint: string;
+  updatedAt: string;
+}
+
+/** Builds a node's spec from its endpoint's bound configuration; the network's tags always win. */
+export function nodeSpec(ep: EndpointRecord, net: NetworkRecord): NodeSpec | undefined {
+  const c = ep.config;
+  if (!c || !ep.sandboxKey) return undefined;
+  return {
+    endpointId: ep.id,
+    networkId: net.id,
+    containerId: ep.containerId,
+    containerName: ep.containerName,
+    sandboxKey: ep.sandboxKey,
+    hostname: c.hostname,
+    tags: net.config.tags ?? c.tags,
+    loginServer: net.config.loginServer,
+    ephemeral: net.config.ephemeral,
+    service: c.service,
+    serve: c.serve,
+    direct: c.direct,
+  };
+}
+
+/** Owns every endpoint's node: start on ready, drain on kill, stop on leave, hostname ownership. */
+export class NodeManager {
+  private readonly sups = new Map<string, NodeSupervisor>();
+  readonly statuses = new Map<string, NodeStatus>();
+  private readonly locks = new IdentityLocks();
+  private readonly files: StatusFiles;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly settings: Settings,
+    private readonly run: Runner,
+    private readonly binaries: TailscaleBinaries | Error,
+    private readonly log: Logger,
+    private readonly options: Partial<SupervisorOptions> = {},
+  ) {
+    this.files = new StatusFiles(settings.dataDir);
+  }
+
+  private stateDir(hostname: string): string {
+    return join(this.settings.dataDir, 'by-hostname', hostname);
+  }
+
+  private record(s: NodeStatus): void {
+    this.statuses.set(s.endpoint, s);
+    void this.files.write(s).catch((e: Error) => this.log.error({ err: e.message }, 'status file write failed'));
+  }
+
+  /** An endpoint is bound and its namespace exists: bring its node up. */
+  async ready(ep: EndpointRecord, net: NetworkRecord, opts: { jitterMs?: number } = {}): Promise<void> {
+    if (this.sups.has(ep.id)) return;
+    const spec = nodeSpec(ep, net);
+    if (!spec) return;
+    const base: NodeStatus = {
+      endpoint: ep.id, network: net.id, container: ep.containerId, containerName: ep.containerName,
+      state: 'failed', since: new Date().toISOString(), hostname: spec.hostname, tailscaleIPs: [], restarts: 0,
+    };
+    if (this.binaries instanceof Error) {
+      this.record({ ...base, lastError: `tslink: cannot start Tailscale: ${this.binaries.message}` });
+      return;
+    }
+    const bins = this.binaries;
+    const runDir = join(this.settings.dataDir, 'run', short(ep.id));
+    const sup = new NodeSupervisor(
+      spec,
+      { stateDir: this.stateDir(spec.hostname), runDir, socket: join(runDir, 'tailscaled.sock'), logFile: join(this.settings.dataDir, 'logs', `${short(ep.id)}-tailscaled.log`) },
+      {
+        spawnDaemon: (args) =>
+          spawn('nsenter', [`--net=${spec.sandboxKey}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
+        cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
+        authKey: () => net.config.authKey ?? this.settings.authKey,
+        onStatus: (s) => this.record(s),
+        log: this.log,
+        tailscaledVersion: bins.version,
+        options: this.options,
+      },
+    );
+    this.sups.set(ep.id, sup);
+    await mkdir(join(this.settings.dataDir, 'logs'), { recursive: true, mode: 0o700 });
+    const holder = this.locks.claim(spec.hostname, ep.id);
+    if (holder !== ep.id) {
+      const h = this.store.endpoints.get(holder);
+      const who = h?.containerName ? `container ${h.containerName} (${short(h.containerId ?? '')})` : `endpoint ${short(holder)}`;
+      sup.wait(`tslink: hostname ${spec.hostname} is in use by ${who} on this host; this container waits until it leaves (give it another tslink.hostname to run both)`, who);
+      return;
+    }
+    await this.begin(sup, opts.jitterMs ?? 0);
+  }
+
+  private async begin(sup: NodeSupervisor, delayMs: number): Promise<void> {
+    const dir = sup.paths.stateDir;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // The marker follows the network that uses the hostname last, so a later GC never mistakes
+    // a persistent node for an ephemeral one (or the other way round).
+    const marker: Marker = { ephemeral: sup.spec.ephemeral, network: sup.spec.networkId, endpoint: sup.spec.endpointId, updatedAt: new Date().toISOString() };
+    await writeFileAtomic(join(dir, MARKER), JSON.stringify(marker));
+    sup.start(delayMs);
+  }
+
+  /** Docker is stopping the container (kill/die): drain its Service backends first. */
+  async stopping(containerId: string): Promise<void> {
+    await Promise.all([...this.sups.values()].filter((s) => s.spec.containerId === containerId).map((s) => s.drain()));
+  }
+
+  /** The endpoint leaves: drain, log out if ephemeral, stop, hand the hostname to the next in line. */
+  async leave(endpointId: string): Promise<void> {
+    const sup = this.sups.get(endpointId);
+    if (!sup) return;
+    this.sups.delete(endpointId);
+    const waiting = this.locks.holder(sup.spec.hostname) !== endpointId;
+    if (!waiting) await sup.stop({ logout: sup.spec.ephemeral });
+    else sup.status.state = 'stopped';
+    const next = this.locks.release(sup.spec.hostname, endpointId);
+    if (!waiting && sup.spec.ephemeral) {
+      await rm(sup.paths.stateDir, { recursive: true, force: true });
+      this.log.info({ endpoint: short(endpointId), hostname: sup.spec.hostname }, 'ephemeral node logged out and its state deleted');
+    }
+    this.record({ ...sup.status, state: 'stopped' });
+    const nextSup = next ? this.sups.get(next) : undefined;
+    if (nextSup) await this.begin(nextSup, 0);
+  }
+
+  async forget(endpointId: string): Promise<void> {
+    await this.leave(endpointId);
+    this.statuses.delete(endpointId);
+    await this.files.remove(endpointId);
+  }
+
+  /** Records a configuration error found when the event path bound the endpoint. */
+  invalid(ep: EndpointRecord): void {
+    this.record({
+      endpoint: ep.id, network: ep.networkId, container: ep.containerId, containerName: ep.containerName,
+      state: 'failed', since: new Date().toISOString(), tailscaleIPs: [], restarts: 0, lastError: ep.configError,
+    });
+  }
+
+  /** Plugin shutdown: daemons stop, nodes keep their login and state, and come back on restart. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.sups.values()].map((s) => s.stop({ logout: false, drain: false })));
+  }
+
+  /** State directories marked ephemeral that no endpoint uses any more are deleted at start. */
+  async collectEphemeral(liveHostnames: Set<string>): Promise<string[]> {
+    const root = join(this.settings.dataDir, 'by-hostname');
+    const removed: string[] = [];
+    for (const h of await readdir(root).catch(() => [] as string[])) {
+      if (liveHostnames.has(h)) continue;
+      try {
+        const m = JSON.parse(await readFile(join(root, h, MARKER), 'utf8')) as Marker;
+        if (m.ephemeral) {
+          await rm(join(root, h), { recursive: true, force: true });
+          removed.push(h);
+        }
+      } catch {
+        /* no marker: never ours to delete */
+      }
+    }
+    return removed;
+  }
+}

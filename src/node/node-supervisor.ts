@@ -1,0 +1,373 @@
+import type { ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import { scrubSecrets } from '../log.js';
+import type { ServeRule } from '../grammar.js';
+import { RestartPolicy, type RestartPolicyOptions, DEFAULT_RESTART_POLICY } from './restart-policy.js';
+import { RotatingLog } from './rotating-log.js';
+import { CliError, serveArgs, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
+import type { NodeState, NodeStatus } from './node-status.js';
+
+export const WIREGUARD_PORT = 41641;
+
+/** Everything one node needs to know, resolved from its container's labels and its network. */
+export interface NodeSpec {
+  endpointId: string;
+  networkId: string;
+  containerId?: string;
+  containerName?: string;
+  sandboxKey: string;
+  hostname: string;
+  tags: string[];
+  loginServer?: string;
+  ephemeral: boolean;
+  service?: string;
+  serve: ServeRule[];
+  direct: boolean;
+}
+
+export interface NodePaths {
+  stateDir: string;
+  runDir: string;
+  socket: string;
+  logFile: string;
+}
+
+export interface SupervisorDeps {
+  spawnDaemon(args: string[]): ChildProcess;
+  cli: TailscaleCli;
+  /** The key to log in with, read only when the state has no login. */
+  authKey(): string | undefined;
+  onStatus(s: NodeStatus): void;
+  log: Logger;
+  tailscaledVersion?: string;
+  options?: Partial<SupervisorOptions>;
+}
+
+export interface SupervisorOptions {
+  socketWaitMs: number;
+  upTimeoutSec: number;
+  pollMs: number;
+  stopGraceMs: number;
+  drainWaitMs: number;
+  restart: RestartPolicyOptions;
+}
+
+export const DEFAULT_SUPERVISOR_OPTIONS: SupervisorOptions = {
+  socketWaitMs: 15_000,
+  upTimeoutSec: 60,
+  pollMs: 30_000,
+  stopGraceMs: 5_000,
+  drainWaitMs: 2_000,
+  restart: DEFAULT_RESTART_POLICY,
+};
+
+/** Failures that a retry cannot mend: say so and stop, instead of hammering the control server. */
+function classifyUpFailure(text: string): { state: NodeState; permanent: boolean } {
+  if (/invalid key|key (has )?expired|not valid|unauthori[sz]ed|backend error/i.test(text)) return { state: 'logged-out', permanent: true };
+  if (/needs? ?login|NeedsLogin|To authenticate, visit|NeedsMachineAuth/i.test(text)) return { state: 'logged-out', permanent: true };
+  if (/invalid (hostname|tag)|tag:.*invalid|is not a valid/i.test(text)) return { state: 'failed', permanent: true };
+  return { state: 'retrying', permanent: false };
+}
+
+/**
+ * One endpoint's tailscaled: started in the container's network namespace, configured through
+ * the CLI, restarted with backoff when it dies, drained and stopped when the container leaves.
+ */
+export class NodeSupervisor {
+  private child?: ChildProcess;
+  private startedAt = 0;
+  private stopping = false;
+  private timer?: NodeJS.Timeout;
+  private pollTimer?: NodeJS.Timeout;
+  private readonly policy: RestartPolicy;
+  private readonly opts: SupervisorOptions;
+  private readonly out: RotatingLog;
+  private tail = '';
+  private exited?: Promise<void>;
+  private drained = false;
+  readonly status: NodeStatus;
+
+  constructor(
+    readonly spec: NodeSpec,
+    readonly paths: NodePaths,
+    private readonly deps: SupervisorDeps,
+  ) {
+    this.opts = { ...DEFAULT_SUPERVISOR_OPTIONS, ...deps.options };
+    this.policy = new RestartPolicy(this.opts.restart);
+    this.out = new RotatingLog(paths.logFile);
+    this.status = {
+      endpoint: spec.endpointId,
+      network: spec.networkId,
+      container: spec.containerId,
+      containerName: spec.containerName,
+      state: 'starting',
+      since: new Date().toISOString(),
+      hostname: spec.hostname,
+      tailscaleIPs: [],
+      tailscaledVersion: deps.tailscaledVersion,
+      restarts: 0,
+    };
+  }
+
+  /** Begins (or, after a cooldown, resumes) supervision; `delayMs` spreads out mass starts. */
+  start(delayMs = 0): void {
+    this.schedule(delayMs, () => this.launch());
+  }
+
+  /** Marks the node as waiting for something outside it (a held hostname). */
+  wait(reason: string, heldBy: string): void {
+    this.set('waiting-for-container', { lastError: reason, heldBy });
+  }
+
+  private set(state: NodeState, extra: Partial<NodeStatus> = {}): void {
+    const changed = this.status.state !== state;
+    Object.assign(this.status, { heldBy: undefined, nextAttemptAt: undefined }, extra, { state });
+    if (changed) this.status.since = new Date().toISOString();
+    if (extra.lastError) this.status.lastError = scrubSecrets(extra.lastError);
+    this.deps.onStatus({ ...this.status });
+    const level = state === 'failed' || state === 'logged-out' ? 'error' : state === 'retrying' ? 'warn' : 'info';
+    if (changed) this.deps.log[level]({ endpoint: this.spec.endpointId.slice(0, 12), hostname: this.spec.hostname, state, err: this.status.lastError }, 'node state');
+  }
+
+  private schedule(ms: number, fn: () => Promise<void>): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void fn().catch((e: Error) => this.deps.log.error({ endpoint: this.spec.endpointId.slice(0, 12), err: e.message }, 'node supervisor error'));
+    }, ms);
+  }
+
+  private async launch(): Promise<void> {
+    if (this.stopping) return;
+    this.set('starting');
+    await mkdir(this.paths.stateDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.paths.runDir, { recursive: true, mode: 0o700 });
+    await this.killLeftover();
+    await rm(this.paths.socket, { force: true });
+    const child = this.deps.spawnDaemon([
+      `--statedir=${this.paths.stateDir}`,
+      `--socket=${this.paths.socket}`,
+      '--tun=tailscale0',
+      `--port=${WIREGUARD_PORT}`,
+    ]);
+    this.child = child;
+    this.startedAt = Date.now();
+    if (child.pid) await writeFile(this.pidFile, String(child.pid), { mode: 0o600 });
+    // Drain both pipes always: a tailscaled blocked on a full pipe stops working.
+    const sink = (b: Buffer): void => {
+      this.out.write(b);
+      this.tail = (this.tail + b.toString('utf8')).slice(-4096);
+    };
+    child.stdout?.on('data', sink);
+    child.stderr?.on('data', sink);
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        if (this.child === child) this.child = undefined;
+        this.onExit(code, signal);
+        resolve();
+      });
+      child.once('error', (e) => {
+        this.tail += `\n${e.message}`;
+      });
+    });
+    if (!(await this.waitForSocket(child))) {
+      if (this.child === child && !this.stopping) child.kill('SIGKILL');
+      return;
+    }
+    await this.configure(child);
+  }
+
+  private get pidFile(): string {
+    return join(this.paths.runDir, 'tailscaled.pid');
+  }
+
+  /**
+   * A plugin killed with -9 leaves its tailscaled running; a second daemon on the same state
+   * would share its node key. Stop the old one first (only if it is really ours: its command
+   * line names our socket).
+   */
+  private async killLeftover(): Promise<void> {
+    const pid = Number(await readFile(this.pidFile, 'utf8').catch(() => ''));
+    if (!pid) return;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes(this.paths.socket)) return;
+    this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), pid }, 'stopping a tailscaled left by an earlier plugin process');
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    for (let i = 0; i < 200 && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')); i++) await sleep(10);
+  }
+
+  private async waitForSocket(child: ChildProcess): Promise<boolean> {
+    const deadline = Date.now() + this.opts.socketWaitMs;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null || this.stopping) return false;
+      if (await canConnect(this.paths.socket)) return true;
+      await sleep(10);
+    }
+    this.tail += `\ntailscaled did not open its socket within ${this.opts.socketWaitMs} ms`;
+    return false;
+  }
+
+  private async configure(child: ChildProcess): Promise<void> {
+    try {
+      let st = await this.deps.cli.status();
+      const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState';
+      let keyFile: string | undefined;
+      if (needsKey) {
+        const key = this.deps.authKey();
+        if (!key) {
+          this.set('logged-out', { lastError: 'the node has no login and no auth key is set: give the network --opt tslink.authkey=... or set the plugin\'s TS_AUTHKEY' });
+          return;
+        }
+        keyFile = join(this.paths.runDir, 'authkey');
+        await writeFile(keyFile, this.keyFor(key), { mode: 0o600 });
+      }
+      let r;
+      try {
+        r = await this.deps.cli.call(
+          upArgs({ hostname: this.spec.hostname, tags: this.spec.tags, loginServer: this.spec.loginServer, authKeyFile: keyFile, timeoutSec: this.opts.upTimeoutSec }),
+          (this.opts.upTimeoutSec + 10) * 1000,
+        );
+      } finally {
+        if (keyFile) await rm(keyFile, { force: true });
+      }
+      if (r.code !== 0) {
+        const text = scrubSecrets((r.stderr || r.stdout).trim());
+        const c = classifyUpFailure(text);
+        if (c.permanent) {
+          this.set(c.state, { lastError: `tailscale up: ${text}` });
+          return;
+        }
+        throw new CliError('up', r);
+      }
+      st = await this.deps.cli.status();
+      this.noteStatus(st);
+      if (this.spec.serve.length || this.spec.service) {
+        this.set('serving-pending');
+        await this.applyServe();
+      }
+      this.set('running', { lastError: undefined });
+      this.pollLater();
+    } catch (e) {
+      if (this.stopping || this.child !== child) return;
+      this.tail += `\n${(e as Error).message}`;
+      this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: scrubSecrets((e as Error).message) }, 'node configuration failed; restarting tailscaled');
+      child.kill('SIGTERM');
+    }
+  }
+
+  /** An OAuth client secret chooses the node's kind by query; plain keys carry it themselves. */
+  private keyFor(key: string): string {
+    if (key.startsWith('tskey-client-') && !key.includes('?')) {
+      return `${key}?ephemeral=${this.spec.ephemeral}&preauthorized=true`;
+    }
+    return key;
+  }
+
+  /** Serve rules are applied as a whole: reset, then every rule, then the Service advertisement. */
+  private async applyServe(): Promise<void> {
+    const cli = this.deps.cli;
+    await cli.must('serve reset', ['serve', 'reset']);
+    for (const rule of this.spec.serve) {
+      if (this.spec.direct && rule.proto !== 'tun') await cli.must(`serve ${rule.proto}:${rule.port}`, serveArgs(rule));
+      if (this.spec.service) await cli.must(`serve ${rule.proto}:${rule.port} for ${this.spec.service}`, serveArgs(rule, this.spec.service));
+    }
+    if (this.spec.service) await cli.must(`advertise ${this.spec.service}`, ['serve', 'advertise', this.spec.service]);
+  }
+
+  private noteStatus(st: TailscaleStatus): void {
+    this.status.tailscaleIPs = st.Self?.TailscaleIPs ?? st.TailscaleIPs ?? [];
+    if (st.Version) this.status.tailscaledVersion = st.Version;
+  }
+
+  private pollLater(): void {
+    clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => void this.poll(), this.opts.pollMs);
+    this.pollTimer.unref();
+  }
+
+  /** Cheap steady-state check: one status call per poll interval per node. */
+  private async poll(): Promise<void> {
+    if (this.stopping || !this.child) return;
+    try {
+      const st = await this.deps.cli.status();
+      this.noteStatus(st);
+      if (st.BackendState === 'NeedsLogin') this.set('logged-out', { lastError: 'the control server logged this node out (key expired or node removed); restart the container to log in again' });
+      else if (st.BackendState === 'Running' && this.status.state !== 'running') this.set('running', { lastError: undefined });
+      else this.deps.onStatus({ ...this.status });
+    } catch (e) {
+      this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12), err: (e as Error).message }, 'status poll failed');
+    }
+    this.pollLater();
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    clearTimeout(this.pollTimer);
+    if (this.stopping) return;
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    const lastOutput = scrubSecrets(this.tail.trim().split('\n').slice(-5).join(' | '));
+    const d = this.policy.onExit(this.startedAt, Date.now());
+    this.status.restarts++;
+    const next = new Date(Date.now() + d.delayMs).toISOString();
+    if (d.kind === 'crash-loop') {
+      this.set('failed', { lastError: `tailscaled crashed ${d.crashes} times within ${this.opts.restart.loopWindowMs / 1000} s (last exit ${how}): ${lastOutput}; next try after a cooldown`, nextAttemptAt: next });
+    } else {
+      this.set('retrying', { lastError: `tailscaled exited with ${how}: ${lastOutput}`, nextAttemptAt: next });
+    }
+    this.schedule(d.delayMs, () => this.launch());
+  }
+
+  /** Tells control this Service backend is going away, then waits (bounded) for it to notice. */
+  async drain(): Promise<void> {
+    if (!this.spec.service || !this.child || this.drained) return;
+    this.drained = true;
+    const r = await this.deps.cli.call(['serve', 'drain', this.spec.service], 10_000);
+    if (r.code !== 0) {
+      this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: scrubSecrets(r.stderr || r.stdout) }, 'service drain failed');
+      return;
+    }
+    this.deps.log.info({ endpoint: this.spec.endpointId.slice(0, 12), service: this.spec.service }, 'service backend drained');
+    await sleep(this.opts.drainWaitMs);
+  }
+
+  /** Drains, logs out when asked, stops tailscaled (TERM, then KILL after a bound), cleans up. */
+  async stop(opts: { logout: boolean; drain?: boolean }): Promise<void> {
+    if (this.stopping) return;
+    if (opts.drain !== false && !this.drained) await this.drain().catch(() => undefined);
+    this.stopping = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.pollTimer);
+    if (opts.logout && this.child) {
+      const r = await this.deps.cli.call(['logout'], 10_000).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
+      if (r.code !== 0) this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: scrubSecrets(r.stderr || r.stdout) }, 'logout failed');
+    }
+    const child = this.child;
+    if (child) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), this.opts.stopGraceMs);
+      await this.exited;
+      clearTimeout(killer);
+    }
+    await rm(this.paths.runDir, { recursive: true, force: true });
+    await this.out.close();
+    this.set('stopped');
+  }
+}
+
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,87 @@
+import type { RunResult, Runner } from '../exec.js';
+import type { ServeRule } from '../grammar.js';
+
+/** What `tailscale up` is told: always the full intended set (with --reset), never the key itself. */
+export interface UpSettings {
+  hostname: string;
+  tags: readonly string[];
+  loginServer?: string;
+  /** Path of a root-only file holding the key; the CLI reads it (`file:` form). */
+  authKeyFile?: string;
+  timeoutSec: number;
+}
+
+export function upArgs(s: UpSettings): string[] {
+  const args = ['up', '--reset', `--hostname=${s.hostname}`, '--accept-dns=false', `--timeout=${s.timeoutSec}s`];
+  // An empty --advertise-tags clears tags, which is what a tagless node wants after --reset.
+  args.push(`--advertise-tags=${s.tags.join(',')}`);
+  if (s.loginServer) args.push(`--login-server=${s.loginServer}`);
+  if (s.authKeyFile) args.push(`--auth-key=file:${s.authKeyFile}`);
+  return args;
+}
+
+const targetUrl = (r: ServeRule): string => {
+  const hostPort = `${r.target.host}:${r.target.port}`;
+  if (r.proto === 'http' || r.proto === 'https') return `http://${hostPort}`;
+  return `tcp://${hostPort}`;
+};
+
+/** One `tailscale serve` command line per rule, for the node itself or for a Service. */
+export function serveArgs(r: ServeRule, service?: string): string[] {
+  const args = ['serve', '--bg', '--yes'];
+  if (service) args.push(`--service=${service}`);
+  if (r.proto === 'tun') {
+    args.push('--tun');
+    return args;
+  }
+  args.push(`--${r.proto}=${r.port}`);
+  if (r.path) args.push(`--set-path=${r.path}`);
+  if (r.proxyProtocol) args.push(`--proxy-protocol=${r.proxyProtocol}`);
+  if (r.acceptAppCaps?.length) args.push(`--accept-app-caps=${r.acceptAppCaps.join(',')}`);
+  args.push(targetUrl(r));
+  return args;
+}
+
+export interface TailscaleStatus {
+  BackendState: string;
+  AuthURL?: string;
+  TailscaleIPs?: string[] | null;
+  Version?: string;
+  Self?: { HostName?: string; DNSName?: string; TailscaleIPs?: string[] | null; Online?: boolean };
+  Health?: string[] | null;
+}
+
+export class CliError extends Error {
+  constructor(
+    readonly what: string,
+    readonly result: RunResult,
+  ) {
+    // The CLI's own words are the most useful part of the error: keep them (key-scrubbed by Runner users).
+    super(`tailscale ${what} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim().slice(0, 2000)}`);
+  }
+}
+
+/** The `tailscale` CLI against one daemon's socket: the only way tslink configures a node. */
+export class TailscaleCli {
+  constructor(
+    private readonly run: Runner,
+    private readonly bin: string,
+    private readonly socket: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  async call(args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
+    return this.run(this.bin, [`--socket=${this.socket}`, ...args], { timeoutMs, env: this.env });
+  }
+
+  async must(what: string, args: readonly string[], timeoutMs?: number): Promise<RunResult> {
+    const r = await this.call(args, timeoutMs);
+    if (r.code !== 0) throw new CliError(what, r);
+    return r;
+  }
+
+  async status(): Promise<TailscaleStatus> {
+    const r = await this.must('status', ['status', '--json'], 10_000);
+    return JSON.parse(r.stdout) as TailscaleStatus;
+  }
+}

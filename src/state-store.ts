@@ -1,0 +1,88 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureDir, readJsonDir, writeFileAtomic } from './atomic-file.js';
+import type { ContainerConfig, NetworkConfig } from './grammar.js';
+
+export interface NetworkRecord {
+  id: string;
+  createdAt: string;
+  /** IPv4 pool of the network, CIDR. */
+  subnet: string;
+  /** Gateway address without prefix: it lives on every host-side veth of the network. */
+  gateway: string;
+  mtu: number;
+  /** The parsed `--opt` set; holds the network's auth key when one was given (file mode 0600). */
+  config: NetworkConfig;
+}
+
+export interface EndpointRecord {
+  id: string;
+  networkId: string;
+  /** IPAM address without prefix, and the prefix length Docker puts on the container's interface. */
+  address: string;
+  prefixLen: number;
+  hostIf: string;
+  containerIf: string;
+  createdAt: string;
+  sandboxKey?: string;
+  joinedAt?: string;
+  containerId?: string;
+  containerName?: string;
+  boundVia?: 'join' | 'event' | 'listing';
+  boundAt?: string;
+  /** The container's validated labels, or why they are invalid. */
+  config?: ContainerConfig;
+  configError?: string;
+}
+
+/**
+ * Durable record of networks and endpoints: one JSON file per object, written atomically, so a
+ * plugin killed at any moment comes back knowing everything Docker will not tell it again.
+ */
+export class StateStore {
+  readonly networks = new Map<string, NetworkRecord>();
+  readonly endpoints = new Map<string, EndpointRecord>();
+  private readonly netDir: string;
+  private readonly epDir: string;
+
+  constructor(readonly dataDir: string) {
+    this.netDir = join(dataDir, 'networks');
+    this.epDir = join(dataDir, 'endpoints');
+  }
+
+  /** Loads everything on disk; returns files that could not be read so the caller can log them. */
+  async load(): Promise<{ file: string; error: string }[]> {
+    await ensureDir(this.dataDir);
+    await ensureDir(this.netDir);
+    await ensureDir(this.epDir);
+    const nets = await readJsonDir<NetworkRecord>(this.netDir);
+    const eps = await readJsonDir<EndpointRecord>(this.epDir);
+    for (const n of nets.items) if (typeof n?.id === 'string') this.networks.set(n.id, n);
+    for (const e of eps.items) if (typeof e?.id === 'string') this.endpoints.set(e.id, e);
+    return [...nets.bad, ...eps.bad];
+  }
+
+  async putNetwork(rec: NetworkRecord): Promise<void> {
+    await writeFileAtomic(join(this.netDir, `${rec.id}.json`), JSON.stringify(rec, null, 2));
+    this.networks.set(rec.id, rec);
+  }
+
+  async deleteNetwork(id: string): Promise<void> {
+    this.networks.delete(id);
+    await rm(join(this.netDir, `${id}.json`), { force: true });
+  }
+
+  async putEndpoint(rec: EndpointRecord): Promise<void> {
+    await writeFileAtomic(join(this.epDir, `${rec.id}.json`), JSON.stringify(rec, null, 2));
+    this.endpoints.set(rec.id, rec);
+  }
+
+  async deleteEndpoint(id: string): Promise<void> {
+    this.endpoints.delete(id);
+    await rm(join(this.epDir, `${id}.json`), { force: true });
+  }
+
+  endpointsOf(networkId: string): EndpointRecord[] {
+    return [...this.endpoints.values()].filter((e) => e.networkId === networkId);
+  }
+}

@@ -1,0 +1,91 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RestartPolicy } from '../../src/node/restart-policy.js';
+import { IdentityLocks } from '../../src/node/identity-locks.js';
+import { serveArgs, upArgs } from '../../src/node/tailscale-cli.js';
+import { KeyedMutex } from '../../src/keyed-mutex.js';
+
+describe('restart policy', () => {
+  it('doubles from 100 ms to 30 s', () => {
+    const p = new RestartPolicy({ initialMs: 100, maxMs: 30_000, stableMs: 30_000, loopCrashes: 1000, loopWindowMs: 1, cooldownMs: 1 });
+    const delays: number[] = [];
+    let t = 0;
+    for (let i = 0; i < 12; i++) {
+      const d = p.onExit(t, t + 1);
+      t += 10_000;
+      delays.push(d.delayMs);
+    }
+    assert.deepEqual(delays, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000]);
+  });
+
+  it('resets after 30 s of stable running', () => {
+    const p = new RestartPolicy();
+    assert.equal(p.onExit(0, 1000).delayMs, 100);
+    assert.equal(p.onExit(1000, 2000).delayMs, 200, 'a quick crash doubles');
+    assert.equal(p.onExit(2000, 40_000).delayMs, 100, 'a long run resets');
+  });
+
+  it('calls five crashes within 30 s a crash loop with a cooldown', () => {
+    const p = new RestartPolicy();
+    const kinds = [0, 1, 2, 3, 4].map((i) => p.onExit(i * 1000, i * 1000 + 500));
+    assert.deepEqual(kinds.map((k) => k.kind), ['retry', 'retry', 'retry', 'retry', 'crash-loop']);
+    assert.equal(kinds[4]!.delayMs, 5 * 60_000);
+  });
+
+  it('does not count crashes spread wider than 30 s as a loop', () => {
+    const p = new RestartPolicy();
+    const kinds = [0, 1, 2, 3, 4, 5, 6].map((i) => p.onExit(i * 10_000, i * 10_000 + 9_000).kind);
+    assert.ok(!kinds.includes('crash-loop'));
+  });
+});
+
+describe('identity locks', () => {
+  it('gives a hostname to one endpoint and queues the rest in order', () => {
+    const l = new IdentityLocks();
+    assert.equal(l.claim('web', 'e1'), 'e1');
+    assert.equal(l.claim('web', 'e2'), 'e1');
+    assert.equal(l.claim('web', 'e3'), 'e1');
+    assert.equal(l.claim('db', 'e4'), 'e4');
+    assert.equal(l.release('web', 'e1'), 'e2');
+    assert.equal(l.holder('web'), 'e2');
+    assert.equal(l.release('web', 'e3'), undefined, 'a waiter leaving releases nothing');
+    assert.equal(l.release('web', 'e2'), undefined);
+    assert.equal(l.holder('web'), undefined);
+  });
+});
+
+describe('tailscale CLI arguments', () => {
+  it('always passes the full set with --reset, DNS off, a timeout, and the key only as a file', () => {
+    assert.deepEqual(upArgs({ hostname: 'web', tags: ['tag:web', 'tag:x'], loginServer: 'https://hs.example', authKeyFile: '/d/run/k', timeoutSec: 60 }), [
+      'up', '--reset', '--hostname=web', '--accept-dns=false', '--timeout=60s', '--advertise-tags=tag:web,tag:x', '--login-server=https://hs.example', '--auth-key=file:/d/run/k',
+    ]);
+    assert.deepEqual(upArgs({ hostname: 'a', tags: [], timeoutSec: 5 }), ['up', '--reset', '--hostname=a', '--accept-dns=false', '--timeout=5s', '--advertise-tags=']);
+  });
+
+  it('maps each serve rule to one serve command, node or Service', () => {
+    const https = { port: 443, proto: 'https' as const, target: { host: '127.0.0.1', port: 8080 }, path: '/api', acceptAppCaps: ['example.com/cap/x'] };
+    assert.deepEqual(serveArgs(https), ['serve', '--bg', '--yes', '--https=443', '--set-path=/api', '--accept-app-caps=example.com/cap/x', 'http://127.0.0.1:8080']);
+    const tcp = { port: 5432, proto: 'tcp' as const, target: { host: '127.0.0.1', port: 5432 }, proxyProtocol: 2 as const };
+    assert.deepEqual(serveArgs(tcp, 'svc:db'), ['serve', '--bg', '--yes', '--service=svc:db', '--tcp=5432', '--proxy-protocol=2', 'tcp://127.0.0.1:5432']);
+    const tun = { port: 1, proto: 'tun' as const, target: { host: '127.0.0.1', port: 1 } };
+    assert.deepEqual(serveArgs(tun, 'svc:vpn'), ['serve', '--bg', '--yes', '--service=svc:vpn', '--tun']);
+  });
+});
+
+describe('keyed mutex', () => {
+  it('serialises one key and lets others run', async () => {
+    const m = new KeyedMutex();
+    const order: string[] = [];
+    let releaseA!: () => void;
+    const a = m.run('x', () => new Promise<void>((r) => (releaseA = () => (order.push('a'), r()))));
+    const b = m.run('x', async () => void order.push('b'));
+    const c = m.run('y', async () => void order.push('c'));
+    await c;
+    assert.deepEqual(order, ['c']);
+    releaseA();
+    await Promise.all([a, b]);
+    assert.deepEqual(order, ['c', 'a', 'b']);
+    await assert.rejects(m.run('x', async () => { throw new Error('e'); }));
+    assert.equal(await m.run('x', async () => 7), 7, 'a failure does not poison the key');
+  });
+});

@@ -1,0 +1,172 @@
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Driver } from '../../src/driver.js';
+import { buildServer, CONTENT_TYPE } from '../../src/plugin-server.js';
+import { StateStore } from '../../src/state-store.js';
+import { testSettings, FakeHostNetwork, KEY, NET_ID, EP_ID, captureLogger, createNetworkBody, tempDir } from './fakes.js';
+
+const CALLS = [
+  'Plugin.Activate', 'NetworkDriver.GetCapabilities', 'NetworkDriver.CreateNetwork', 'NetworkDriver.DeleteNetwork',
+  'NetworkDriver.AllocateNetwork', 'NetworkDriver.FreeNetwork', 'NetworkDriver.CreateEndpoint',
+  'NetworkDriver.DeleteEndpoint', 'NetworkDriver.EndpointOperInfo', 'NetworkDriver.Join', 'NetworkDriver.Leave',
+  'NetworkDriver.DiscoverNew', 'NetworkDriver.DiscoverDelete', 'NetworkDriver.ProgramExternalConnectivity',
+  'NetworkDriver.RevokeExternalConnectivity',
+];
+
+async function setup(env: { authKey?: string } = { authKey: KEY }) {
+  const dataDir = tempDir();
+  const store = new StateStore(dataDir);
+  await store.load();
+  const host = new FakeHostNetwork();
+  const { log, lines } = captureLogger();
+  const driver = new Driver(store, host, testSettings({ dataDir, ...env }), log);
+  const app = buildServer(driver, log);
+  await app.ready();
+  const call = async (path: string, payload?: unknown, raw?: string) => {
+    const r = await app.inject({
+      method: 'POST',
+      url: `/${path}`,
+      headers: { 'content-type': 'application/json' },
+      payload: raw ?? (payload === undefined ? '' : JSON.stringify(payload)),
+    });
+    return { status: r.statusCode, type: r.headers['content-type'], body: JSON.parse(r.body) as Record<string, unknown> };
+  };
+  return { app, store, host, call, lines, dataDir };
+}
+
+describe('plugin server', () => {
+  it('activates as a NetworkDriver with the plugin content type', async () => {
+    const { call } = await setup();
+    const r = await call('Plugin.Activate');
+    assert.equal(r.status, 200);
+    assert.equal(r.type, CONTENT_TYPE);
+    assert.deepEqual(r.body, { Implements: ['NetworkDriver'] });
+    assert.deepEqual((await call('NetworkDriver.GetCapabilities')).body, { Scope: 'local', ConnectivityScope: 'local' });
+  });
+
+  for (const path of CALLS.filter((c) => !['Plugin.Activate', 'NetworkDriver.GetCapabilities'].includes(c))) {
+    it(`${path}: broken bodies get a JSON Err and the server stays up`, async () => {
+      const { call } = await setup();
+      for (const raw of ['{', 'not json', '[1,2', '"\\u12"']) {
+        const r = await call(path, undefined, raw);
+        assert.equal(r.status, 400, `${path} ${raw}`);
+        assert.match(String(r.body['Err']), /^tslink: the request body is not valid JSON/);
+      }
+      const wrongType = await call(path, { NetworkID: 42, EndpointID: [], SandboxKey: 1, DiscoveryType: 'x' });
+      assert.equal(wrongType.status, 400);
+      assert.match(String(wrongType.body['Err']), /^tslink: invalid .* request: /);
+      const missing = await call(path, {});
+      assert.equal(missing.status, 400);
+      assert.match(String(missing.body['Err']), /is missing/);
+      const big = await call(path, undefined, JSON.stringify({ NetworkID: 'x'.repeat(1024 * 1024 + 10) }));
+      assert.equal(big.status, 413);
+      assert.match(String(big.body['Err']), /^tslink: the request body is larger than 1048576 bytes/);
+      assert.equal((await call('Plugin.Activate')).status, 200, 'still answering');
+    });
+  }
+
+  it('names the field that is wrong', async () => {
+    const { call } = await setup();
+    const r = await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: '../../etc', SandboxKey: '/x' });
+    assert.equal(r.status, 400);
+    assert.match(String(r.body['Err']), /\/EndpointID must match pattern/);
+  });
+
+  it('answers unknown paths with 404 and a JSON Err', async () => {
+    const { app } = await setup();
+    const r = await app.inject({ method: 'GET', url: '/nope' });
+    assert.equal(r.statusCode, 404);
+    assert.match((JSON.parse(r.body) as { Err: string }).Err, /^tslink: GET \/nope is not a call/);
+    assert.equal(r.headers['content-type'], CONTENT_TYPE);
+  });
+
+  it('runs the whole lifecycle and repeats deletes harmlessly', async () => {
+    const { call, host, store } = await setup();
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    const ep = { NetworkID: NET_ID, EndpointID: EP_ID };
+    assert.equal((await call('NetworkDriver.CreateEndpoint', { ...ep, Interface: { Address: '172.18.0.2/16', AddressIPv6: '', MacAddress: '' } })).status, 200);
+    const join = await call('NetworkDriver.Join', { ...ep, SandboxKey: '/var/run/docker/netns/abc', Options: {} });
+    assert.equal(join.status, 200);
+    assert.deepEqual(join.body, {
+      InterfaceName: { SrcName: `tsc${EP_ID.slice(0, 12)}`, DstPrefix: 'eth' },
+      Gateway: '172.18.0.1',
+      DisableGatewayService: true,
+    });
+    assert.ok(host.links.has(`tsh${EP_ID.slice(0, 12)}`));
+    const info = await call('NetworkDriver.EndpointOperInfo', ep);
+    assert.equal((info.body['Value'] as Record<string, unknown>)['address'], '172.18.0.2/16');
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await call('NetworkDriver.Leave', ep)).status, 200);
+      assert.equal((await call('NetworkDriver.DeleteEndpoint', ep)).status, 200);
+      assert.equal((await call('NetworkDriver.DeleteNetwork', { NetworkID: NET_ID })).status, 200);
+    }
+    assert.equal(host.links.size, 0);
+    assert.equal(store.networks.size, 0);
+    assert.deepEqual(host.ruleSyncs.at(-1), []);
+  });
+
+  it('refuses unknown networks and endpoints with 404 and what to do', async () => {
+    const { call } = await setup();
+    const r = await call('NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } });
+    assert.equal(r.status, 404);
+    assert.match(String(r.body['Err']), /^tslink: network aaaaaaaaaaaa is not known to this plugin .*remove the network and create it again/);
+    await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    const j = await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/x' });
+    assert.equal(j.status, 404);
+    assert.match(String(j.body['Err']), /endpoint bbbbbbbbbbbb on network aaaaaaaaaaaa is not known/);
+  });
+
+  it('refuses a network without any auth key, naming both ways to give one', async () => {
+    const { call } = await setup({});
+    const r = await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    assert.equal(r.status, 400);
+    assert.match(String(r.body['Err']), /tslink\.authkey/);
+    assert.match(String(r.body['Err']), /TS_AUTHKEY/);
+  });
+
+  it('refuses --internal, IPv6 and several subnets with a reason', async () => {
+    const { call } = await setup();
+    const internal = createNetworkBody();
+    (internal.Options as Record<string, unknown>)['com.docker.network.internal'] = true;
+    assert.match(String((await call('NetworkDriver.CreateNetwork', internal)).body['Err']), /--internal/);
+    const v6 = { ...createNetworkBody(), IPv6Data: [{ Pool: 'fd00::/64', Gateway: 'fd00::1/64' }] };
+    assert.match(String((await call('NetworkDriver.CreateNetwork', v6)).body['Err']), /IPv6/);
+    const two = createNetworkBody();
+    two.IPv4Data.push({ AddressSpace: 'x', Gateway: '10.0.0.1/24', Pool: '10.0.0.0/24' });
+    assert.match(String((await call('NetworkDriver.CreateNetwork', two)).body['Err']), /exactly one IPv4 subnet, got 2/);
+  });
+
+  it('answers a host failure in Join with a 500 that says what failed', async () => {
+    const { call, host } = await setup();
+    await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    await call('NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } });
+    host.failSetUp = true;
+    const r = await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/x' });
+    assert.equal(r.status, 500);
+    assert.match(String(r.body['Err']), /^tslink: could not create the container's network interface: .*Operation not permitted/);
+  });
+
+  it('never puts a network auth key into logs, errors or answers', async () => {
+    const { call, lines } = await setup({});
+    await call('NetworkDriver.CreateNetwork', createNetworkBody({ 'tslink.authkey': KEY, 'tslink.bogus': '1' }));
+    await call('NetworkDriver.CreateNetwork', createNetworkBody({ 'tslink.authkey': KEY }));
+    await call('NetworkDriver.CreateNetwork', createNetworkBody({ 'tslink.authkey': `${KEY} x` }));
+    const all = lines.join('\n');
+    assert.ok(lines.length > 0);
+    assert.ok(!all.includes('SECRETSECRET'), all);
+  });
+
+  it('survives arbitrary JSON bodies on every call (property)', async () => {
+    const { call } = await setup();
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...CALLS), fc.jsonValue(), async (path, body) => {
+        const r = await call(path, undefined, JSON.stringify(body));
+        assert.ok([200, 400, 404, 413].includes(r.status), `${path} -> ${r.status}`);
+        if (r.status !== 200) assert.match(String(r.body['Err']), /^tslink: /);
+      }),
+      { numRuns: 300 },
+    );
+    assert.equal((await call('Plugin.Activate')).status, 200);
+  });
+});
