@@ -46,7 +46,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   else log.info({ tailscale: bins.tailscale, version: bins.version }, 'tailscale found');
 
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
-  const binder = new EndpointBinder(store, docker, log, { joinInferenceMs: 200, netnsPollMs: 20, netnsGiveUpMs: 120_000 });
+  const binder = new EndpointBinder(store, docker, log, { joinInferenceMs: 200, netnsPollMs: 20, netnsGiveUpMs: 120_000, snapshotPollMs: 50 });
   const nodes = new NodeManager(store, settings, runCommand, bins, log);
   const live = new Set([...store.endpoints.values()].flatMap((e) => (e.config ? [e.config.hostname] : [])));
   const collected = await nodes.collectEphemeral(live);

@@ -123,8 +123,8 @@ export class Driver {
         this.log.error({ endpoint: short(ep.id), err: (e as Error).message }, 'join: host networking failed');
         throw internal(`tslink: could not create the container's network interface: ${(e as Error).message}`);
       }
-      const rec: EndpointRecord = { ...ep, sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() };
-      await this.store.putEndpoint(rec);
+      // A patch, not a put: the Join check may have bound the endpoint to its container meanwhile.
+      const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;
       this.log.info({ network: short(net.id), endpoint: short(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
       queueMicrotask(() => this.hooks.joined?.(rec, net));
       return {
@@ -141,8 +141,7 @@ export class Driver {
     if (!ep) return;
     await this.locks.run(ep.id, async () => {
       await this.hooks.leaving?.(ep);
-      const cur = this.store.endpoints.get(ep.id);
-      if (cur) await this.store.putEndpoint({ ...cur, sandboxKey: undefined, joinedAt: undefined });
+      await this.store.patchEndpoint(ep.id, { sandboxKey: undefined, joinedAt: undefined });
       this.log.info({ endpoint: short(ep.id) }, 'endpoint left');
     });
   }

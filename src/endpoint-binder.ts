@@ -13,7 +13,7 @@ export interface KnownContainer {
   labels: Record<string, string>;
 }
 
-export type BindVia = 'join' | 'event' | 'listing';
+export type BindVia = 'join' | 'snapshot' | 'event' | 'listing';
 
 export interface BinderOptions {
   /** How long Join may spend inferring its container (facts §1: a snapshot read, ms). */
@@ -22,6 +22,8 @@ export interface BinderOptions {
   netnsPollMs: number;
   /** After this long without a namespace, an endpoint stops being polled (the reconciler retries). */
   netnsGiveUpMs: number;
+  /** How often the network snapshot is read for endpoints Join could not bind (0: events only). */
+  snapshotPollMs?: number;
   mountPoints?: () => Promise<Set<string>>;
 }
 
@@ -116,7 +118,8 @@ export class EndpointBinder extends EventEmitter {
     });
     const ms = Number((performance.now() - t0).toFixed(1));
     if (!found || found.length !== 1) {
-      this.log.debug({ endpoint: short(ep.id), candidates: found?.length ?? 'timeout', ms }, 'join inference inconclusive; waiting for the connect event');
+      this.log.debug({ endpoint: short(ep.id), candidates: found?.length ?? 'timeout', ms }, 'join inference inconclusive; binding from the network snapshot or the connect event');
+      this.awaitSnapshot(ep);
       return;
     }
     const bound = await this.bind(ep.id, found[0]!.id, 'join');
@@ -129,12 +132,62 @@ export class EndpointBinder extends EventEmitter {
     this.watchReadiness(ep.id);
   }
 
+  // Endpoints Join could not bind, by network. Docker lists the endpoint with its container in
+  // the network snapshot as soon as the sandbox joined, which is before the connect event
+  // reaches us under load; both paths bind, whichever comes first.
+  private readonly unbound = new Map<string, Map<string, number>>();
+  private snapshotTimer?: NodeJS.Timeout;
+
+  private awaitSnapshot(ep: EndpointRecord): void {
+    const every = this.opts.snapshotPollMs ?? 0;
+    if (every <= 0) return;
+    const m = this.unbound.get(ep.networkId) ?? new Map<string, number>();
+    m.set(ep.id, Date.now());
+    this.unbound.set(ep.networkId, m);
+    this.snapshotTimer ??= setInterval(() => void this.pollSnapshots(), every);
+  }
+
+  private polling = false;
+
+  private async pollSnapshots(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      for (const [netId, eps] of this.unbound) {
+        for (const [id, since] of eps) {
+          const rec = this.store.endpoints.get(id);
+          if (!rec || rec.containerId || Date.now() - since > 10_000) eps.delete(id);
+        }
+        if (!eps.size) {
+          this.unbound.delete(netId);
+          continue;
+        }
+        const snap = await this.docker.inspectNetwork(netId).catch(() => undefined);
+        for (const [cid, epId] of Object.entries(snap?.containers ?? {})) {
+          if (eps.has(epId)) {
+            eps.delete(epId);
+            await this.bind(epId, cid, 'snapshot');
+          }
+        }
+      }
+    } finally {
+      this.polling = false;
+      if (!this.unbound.size && this.snapshotTimer) {
+        clearInterval(this.snapshotTimer);
+        this.snapshotTimer = undefined;
+      }
+    }
+  }
+
   forget(endpointId: string): void {
+    for (const eps of this.unbound.values()) eps.delete(endpointId);
     this.pending.delete(endpointId);
     this.emitted.delete(endpointId);
   }
 
   stop(): void {
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    this.snapshotTimer = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -172,15 +225,14 @@ export class EndpointBinder extends EventEmitter {
       known = this.containers.get(containerId);
     }
     const parsed = parseContainerLabels(known?.labels ?? {}, { containerName: known?.name ?? '', endpointId });
-    const rec: EndpointRecord = {
-      ...ep,
+    const rec = await this.store.patchEndpoint(endpointId, {
       containerId,
       containerName: known?.name,
       boundVia: via,
       boundAt: new Date().toISOString(),
       ...(parsed.ok ? { config: parsed.config, configError: undefined } : { config: undefined, configError: parsed.message }),
-    };
-    await this.store.putEndpoint(rec);
+    });
+    if (!rec) return undefined;
     if (parsed.ok) {
       this.log.info({ endpoint: short(endpointId), container: short(containerId), name: rec.containerName, hostname: parsed.config.hostname, via }, 'endpoint bound');
     } else {
@@ -221,6 +273,8 @@ export class EndpointBinder extends EventEmitter {
           this.pending.delete(id);
           this.emitted.add(id);
           const net = this.store.networks.get(ep.networkId);
+          const sinceJoinMs = ep.joinedAt ? Date.now() - Date.parse(ep.joinedAt) : undefined;
+          this.log.info({ endpoint: short(id), container: short(ep.containerId ?? ''), sinceJoinMs, recovered }, 'endpoint ready for tailscale');
           if (net) this.emit('ready', ep, net, recovered);
         } else if (Date.now() - since > this.opts.netnsGiveUpMs) {
           this.pending.delete(id);

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir, readJsonDir, writeFileAtomic } from './atomic-file.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import type { ContainerConfig, NetworkConfig } from './grammar.js';
 
 export interface NetworkRecord {
@@ -28,7 +29,7 @@ export interface EndpointRecord {
   joinedAt?: string;
   containerId?: string;
   containerName?: string;
-  boundVia?: 'join' | 'event' | 'listing';
+  boundVia?: 'join' | 'snapshot' | 'event' | 'listing';
   boundAt?: string;
   /** The container's validated labels, or why they are invalid. */
   config?: ContainerConfig;
@@ -63,23 +64,47 @@ export class StateStore {
   }
 
   async putNetwork(rec: NetworkRecord): Promise<void> {
-    await writeFileAtomic(join(this.netDir, `${rec.id}.json`), JSON.stringify(rec, null, 2));
     this.networks.set(rec.id, rec);
+    await this.persist(this.netDir, rec.id, () => this.networks.get(rec.id));
   }
 
   async deleteNetwork(id: string): Promise<void> {
     this.networks.delete(id);
-    await rm(join(this.netDir, `${id}.json`), { force: true });
+    await this.persist(this.netDir, id, () => undefined);
   }
 
   async putEndpoint(rec: EndpointRecord): Promise<void> {
-    await writeFileAtomic(join(this.epDir, `${rec.id}.json`), JSON.stringify(rec, null, 2));
     this.endpoints.set(rec.id, rec);
+    await this.persist(this.epDir, rec.id, () => this.endpoints.get(rec.id));
+  }
+
+  /** Merges into the current record, so concurrent writers (Join, the binder) never undo each other. */
+  async patchEndpoint(id: string, patch: Partial<EndpointRecord>): Promise<EndpointRecord | undefined> {
+    const cur = this.endpoints.get(id);
+    if (!cur) return undefined;
+    const next = { ...cur, ...patch, id };
+    await this.putEndpoint(next);
+    return next;
   }
 
   async deleteEndpoint(id: string): Promise<void> {
     this.endpoints.delete(id);
-    await rm(join(this.epDir, `${id}.json`), { force: true });
+    await this.persist(this.epDir, id, () => undefined);
+  }
+
+  private readonly writes = new KeyedMutex();
+
+  /**
+   * Memory is the truth; the file follows it. Writes of one object are serialised and each
+   * writes what memory holds then, so the last state always wins on disk too.
+   */
+  private persist(dir: string, id: string, current: () => object | undefined): Promise<void> {
+    const file = join(dir, `${id}.json`);
+    return this.writes.run(file, async () => {
+      const rec = current();
+      if (rec) await writeFileAtomic(file, JSON.stringify(rec, null, 2));
+      else await rm(file, { force: true });
+    });
   }
 
   endpointsOf(networkId: string): EndpointRecord[] {

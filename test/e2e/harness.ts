@@ -142,3 +142,15 @@ export async function tslinkHostObjects(): Promise<string[]> {
   }
   return found;
 }
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+/** Restarts the engine under test (stop, start) while the plugin keeps running. */
+export async function restartEngine(): Promise<void> {
+  const r = await sh(join(ROOT, 'scripts/engine.sh'), ['restart', ENGINE], { timeoutMs: 180_000 });
+  if (r.code !== 0) throw new Error(`engine restart failed: ${r.stdout}\n${r.stderr}`);
+}
