@@ -314,7 +314,9 @@ function parseTarget(text: string, labelPort: number, report: Report): ServeTarg
     report(`the target after ":" is empty; give a port or <host>:<port>, or leave out ":" to use port ${labelPort}`);
     return undefined;
   }
-  const colon = text.lastIndexOf(':');
+  // `[::1]:80` splits after the bracket; everything else at the last colon.
+  const bracket = text.startsWith('[') ? text.indexOf(']') + 1 : 0;
+  const colon = bracket > 0 ? (text.length === bracket ? bracket : text.indexOf(':', bracket)) : text.lastIndexOf(':');
   const host = colon < 0 ? '127.0.0.1' : text.slice(0, colon).toLowerCase();
   const portText = colon < 0 ? text : text.slice(colon + 1);
   const port = parsePort(portText);

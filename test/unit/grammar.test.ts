@@ -263,6 +263,8 @@ describe('container labels: errors', () => {
     assert.equal(labelError('tslink.serve.443', 'https:0'), port('https:0', '0'));
     assert.equal(labelError('tslink.serve.443', 'https:localhost:65536'), port('https:localhost:65536', '65536'));
     assert.equal(labelError('tslink.serve.443', 'https:localhost'), port('https:localhost', 'localhost'));
+    assert.equal(labelError('tslink.serve.443', 'https:[::1]'), port('https:[::1]', ''));
+    assert.equal(labelError('tslink.serve.443', 'https:[::2]:80'), `tslink: label tslink.serve.443="https:[::2]:80": "[::2]" is not the container's loopback; ${LOOPBACK}`);
     assert.deepEqual(labelErrors({ 'tslink.serve.443': 'https:db:x' }).length, 2, 'both host and port are reported');
   });
 
