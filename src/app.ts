@@ -11,6 +11,7 @@ import { reconcileHost } from './host-reconciler.js';
 import type { Logger } from './log.js';
 import { NodeManager } from './node/node-manager.js';
 import { findTailscale } from './node/tailscale-binaries.js';
+import { DEFAULT_RESTART_POLICY } from './node/restart-policy.js';
 import { buildServer } from './plugin-server.js';
 import { claimSocketPath, restrictSocket } from './plugin-socket.js';
 import { StateStore } from './state-store.js';
@@ -47,7 +48,11 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
 
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
   const binder = new EndpointBinder(store, docker, log, { joinInferenceMs: 200, netnsPollMs: 20, netnsGiveUpMs: 120_000, snapshotPollMs: 50 });
-  const nodes = new NodeManager(store, settings, runCommand, bins, log);
+  const nodes = new NodeManager(store, settings, runCommand, bins, log, {
+    drainWaitMs: settings.drainWaitMs,
+    pollMs: settings.statusPollMs,
+    restart: { ...DEFAULT_RESTART_POLICY, cooldownMs: settings.crashCooldownMs },
+  });
   const live = new Set([...store.endpoints.values()].flatMap((e) => (e.config ? [e.config.hostname] : [])));
   const collected = await nodes.collectEphemeral(live);
   if (collected.length) log.info({ hostnames: collected }, 'removed state of ephemeral nodes no endpoint uses');

@@ -86,6 +86,12 @@ export interface Settings {
   eventsMinBackoffMs: number;
   eventsMaxBackoffMs: number;
   eventsQueueSize: number;
+  /** Wait after five crashes of a node's tailscaled in 30 s before trying again. */
+  crashCooldownMs: number;
+  /** How long a drained Service backend waits for control to see the drain before stopping. */
+  drainWaitMs: number;
+  /** Steady-state `tailscale status` poll per node. */
+  statusPollMs: number;
 }
 
 export interface Failed {
@@ -123,6 +129,9 @@ export const DEFAULT_SETTINGS = {
   eventsMinBackoffMs: 250,
   eventsMaxBackoffMs: 30_000,
   eventsQueueSize: 1000,
+  crashCooldownMs: 300_000,
+  drainWaitMs: 2_000,
+  statusPollMs: 30_000,
 } as const;
 
 /** Serve options: which protocols take them and how their value reads. */
@@ -749,6 +758,9 @@ export function parseSettings(env: Env): Parsed<'settings', Settings> {
     eventsMinBackoffMs: wholeNumber(env, 'TSLINK_EVENTS_MIN_BACKOFF_MS', DEFAULT_SETTINGS.eventsMinBackoffMs, 1, 600_000, errors),
     eventsMaxBackoffMs: wholeNumber(env, 'TSLINK_EVENTS_MAX_BACKOFF_MS', DEFAULT_SETTINGS.eventsMaxBackoffMs, 1, 3_600_000, errors),
     eventsQueueSize: wholeNumber(env, 'TSLINK_EVENTS_QUEUE', DEFAULT_SETTINGS.eventsQueueSize, 1, 1_000_000, errors),
+    crashCooldownMs: wholeNumber(env, 'TSLINK_CRASH_COOLDOWN_MS', DEFAULT_SETTINGS.crashCooldownMs, 100, 86_400_000, errors),
+    drainWaitMs: wholeNumber(env, 'TSLINK_DRAIN_WAIT_MS', DEFAULT_SETTINGS.drainWaitMs, 1_000, 10_000, errors),
+    statusPollMs: wholeNumber(env, 'TSLINK_STATUS_POLL_MS', DEFAULT_SETTINGS.statusPollMs, 5_000, 3_600_000, errors),
   };
   if (settings.eventsMinBackoffMs > settings.eventsMaxBackoffMs) {
     errors.push(`tslink: TSLINK_EVENTS_MIN_BACKOFF_MS=${settings.eventsMinBackoffMs} is more than TSLINK_EVENTS_MAX_BACKOFF_MS=${settings.eventsMaxBackoffMs}; the minimum must not exceed the maximum`);

@@ -523,6 +523,9 @@ describe('plugin settings', () => {
       eventsMinBackoffMs: 250,
       eventsMaxBackoffMs: 30_000,
       eventsQueueSize: 1000,
+      crashCooldownMs: 300_000,
+      drainWaitMs: 2_000,
+      statusPollMs: 30_000,
     });
     assert.equal(DEFAULT_SETTINGS.dataDir, '/var/lib/docker-plugins/tailscale');
   });
@@ -546,6 +549,9 @@ describe('plugin settings', () => {
         TSLINK_EVENTS_MIN_BACKOFF_MS: '10',
         TSLINK_EVENTS_MAX_BACKOFF_MS: '10',
         TSLINK_EVENTS_QUEUE: '5',
+        TSLINK_CRASH_COOLDOWN_MS: '1500',
+        TSLINK_DRAIN_WAIT_MS: '1000',
+        TSLINK_STATUS_POLL_MS: '5000',
         UNRELATED: 'x',
       }),
       {
@@ -558,6 +564,9 @@ describe('plugin settings', () => {
         eventsMinBackoffMs: 10,
         eventsMaxBackoffMs: 10,
         eventsQueueSize: 5,
+        crashCooldownMs: 1500,
+        drainWaitMs: 1000,
+        statusPollMs: 5000,
       },
     );
     for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const) assert.equal(settingsOf({ LOG_LEVEL: level }).logLevel, level);
