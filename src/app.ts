@@ -47,7 +47,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   else log.info({ tailscale: bins.tailscale, version: bins.version }, 'tailscale found');
 
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
-  const binder = new EndpointBinder(store, docker, log, { joinInferenceMs: 200, netnsPollMs: 20, netnsGiveUpMs: 120_000, snapshotPollMs: 50 });
+  const binder = new EndpointBinder(store, docker, log, { joinInferenceMs: 200, netnsPollMs: 20, netnsGiveUpMs: 120_000, snapshotPollMs: 50, hostDockerRun: settings.hostDockerRun });
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,
     pollMs: settings.statusPollMs,

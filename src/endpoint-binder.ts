@@ -4,7 +4,7 @@ import type { DockerEvent } from './docker-events.js';
 import { invalid } from './errors.js';
 import { parseContainerLabels, type ContainerConfig } from './grammar.js';
 import type { Logger } from './log.js';
-import { mountPoints, resolveSandboxPath } from './netns.js';
+import { localSandboxPath, mountPoints, resolveSandboxPath } from './netns.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from './state-store.js';
 import { within } from './timeout.js';
 
@@ -25,6 +25,7 @@ export interface BinderOptions {
   /** How often the network snapshot is read for endpoints Join could not bind (0: events only). */
   snapshotPollMs?: number;
   mountPoints?: () => Promise<Set<string>>;
+  hostDockerRun?: string;
 }
 
 const ATTRIBUTES_NOT_LABELS = new Set(['name', 'image']);
@@ -269,7 +270,7 @@ export class EndpointBinder extends EventEmitter {
           this.pending.delete(id);
           continue;
         }
-        if (mounts.has(await resolveSandboxPath(ep.sandboxKey))) {
+        if (mounts.has(await resolveSandboxPath(localSandboxPath(ep.sandboxKey, this.opts.hostDockerRun)))) {
           this.pending.delete(id);
           this.emitted.add(id);
           const net = this.store.networks.get(ep.networkId);

@@ -92,6 +92,8 @@ export interface Settings {
   drainWaitMs: number;
   /** Steady-state `tailscale status` poll per node. */
   statusPollMs: number;
+  /** Where Docker's exec root (/var/run/docker) is mounted, when not at its own path (managed plugin). */
+  hostDockerRun?: string;
 }
 
 export interface Failed {
@@ -761,6 +763,7 @@ export function parseSettings(env: Env): Parsed<'settings', Settings> {
     crashCooldownMs: wholeNumber(env, 'TSLINK_CRASH_COOLDOWN_MS', DEFAULT_SETTINGS.crashCooldownMs, 100, 86_400_000, errors),
     drainWaitMs: wholeNumber(env, 'TSLINK_DRAIN_WAIT_MS', DEFAULT_SETTINGS.drainWaitMs, 1_000, 10_000, errors),
     statusPollMs: wholeNumber(env, 'TSLINK_STATUS_POLL_MS', DEFAULT_SETTINGS.statusPollMs, 5_000, 3_600_000, errors),
+    ...(envValue(env, 'TSLINK_HOST_DOCKER_RUN') ? { hostDockerRun: absolutePath(env, 'TSLINK_HOST_DOCKER_RUN', errors, '/host/run/docker') } : {}),
   };
   if (settings.eventsMinBackoffMs > settings.eventsMaxBackoffMs) {
     errors.push(`tslink: TSLINK_EVENTS_MIN_BACKOFF_MS=${settings.eventsMinBackoffMs} is more than TSLINK_EVENTS_MAX_BACKOFF_MS=${settings.eventsMaxBackoffMs}; the minimum must not exceed the maximum`);

@@ -3,6 +3,17 @@ import { basename, dirname, join } from 'node:path';
 
 const resolvedDirs = new Map<string, string>();
 
+/**
+ * Where a sandbox path Docker sends is found from here. A managed plugin sees Docker's exec
+ * root (/var/run/docker) at another path, mounted with propagation so that namespaces created
+ * after the plugin started, even netns/ itself, show up.
+ */
+export function localSandboxPath(key: string, hostDockerRun: string | undefined): string {
+  if (!hostDockerRun) return key;
+  const m = /^(?:\/var)?\/run\/docker\/(.*)$/.exec(key);
+  return m ? `${hostDockerRun.replace(/\/+$/, '')}/${m[1]}` : key;
+}
+
 /** Docker names the sandbox /var/run/...; the mount table says /run/... Compare resolved paths. */
 export async function resolveSandboxPath(path: string): Promise<string> {
   const dir = dirname(path);

@@ -3,6 +3,7 @@ import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { childEnv, type Runner } from '../exec.js';
+import { localSandboxPath } from '../netns.js';
 import type { Settings } from '../grammar.js';
 import type { Logger } from '../log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state-store.js';
@@ -89,7 +90,7 @@ export class NodeManager {
       { stateDir: this.stateDir(spec.hostname), runDir, socket: join(runDir, 'tailscaled.sock'), logFile: join(this.settings.dataDir, 'logs', `${short(ep.id)}-tailscaled.log`) },
       {
         spawnDaemon: (args) =>
-          spawn('nsenter', [`--net=${spec.sandboxKey}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
+          spawn('nsenter', [`--net=${localSandboxPath(spec.sandboxKey, this.settings.hostDockerRun)}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,
         onStatus: (s) => this.record(s),

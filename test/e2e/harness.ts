@@ -154,3 +154,27 @@ export async function restartEngine(): Promise<void> {
   const r = await sh(join(ROOT, 'scripts/engine.sh'), ['restart', ENGINE], { timeoutMs: 180_000 });
   if (r.code !== 0) throw new Error(`engine restart failed: ${r.stdout}\n${r.stderr}`);
 }
+
+/** Calls the plugin socket directly, as Docker does. */
+export function pluginCall(path: string, body: unknown, socketPath = SOCKET): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolvePromise, reject) => {
+    void import('node:http').then(({ request }) => {
+      const data = JSON.stringify(body);
+      const req = request({ socketPath, path: `/${path}`, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: JSON.parse(text || '{}') as Record<string, unknown> }));
+      });
+      req.on('error', reject);
+      req.end(data);
+    });
+  });
+}
+
+/** The container's Tailscale address as its namespace shows it, or undefined. */
+export async function tailscaleAddress(pid: string): Promise<string | undefined> {
+  const r = await sh('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', '-4', '-o', 'addr', 'show', 'dev', 'tailscale0']);
+  return /inet (100\.\d+\.\d+\.\d+)/.exec(r.stdout)?.[1];
+}
+
+export const DOUBLE_DIR = join(ROOT, 'test/double');
