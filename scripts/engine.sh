@@ -1,67 +1,137 @@
 #!/usr/bin/env bash
-# One Docker engine at a time for the e2e suite: `start|restart <20.10|28.5>`, `stop`, `status`,
-# `env <version>` (shell exports for the matching client). Each version keeps its own data root.
+# One Docker engine at a time for the e2e suite, always on /var/run/docker.sock:
+#   engine.sh start|restart <20.10|28.5>   stop any dockerd, start this one, import the test image
+#   engine.sh stop | status
+#   engine.sh env <20.10|28.5>              shell exports for tests: eval "$(scripts/engine.sh env 28.5)"
+# Each version keeps its own data root and log under /var/lib/tslink-e2e. Needs scripts/provision.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
+cache=${TSLINK_CACHE:-$PWD/.cache}
+sid=$cache/engines/28.5
 base=/var/lib/tslink-e2e
-sid=$repo/.cache/engines/28.5
-mkdir -p "$base"
+image=tslink-test:busybox
+# Whatever the caller's environment points at, this script manages the default socket only.
+export DOCKER_HOST=unix:///var/run/docker.sock
+unset DOCKER_CONTEXT
 
-engine_path() { # PATH for the engine's binaries; sid's runc needs a newer glibc, so bookworm's runc stays
-  case $1 in
-    20.10) echo "/usr/sbin:/usr/bin:/sbin:/bin" ;;
-    28.5) echo "$sid/usr/bin:$sid/usr/sbin:$sid/usr/libexec/docker:/usr/sbin:/usr/bin:/sbin:/bin" ;;
-    *) echo "engine.sh: unknown engine $1 (20.10 or 28.5)" >&2; exit 2 ;;
-  esac
+die() { echo "engine.sh: $*" >&2; exit 1; }
+
+check_version() {
+  case $1 in 20.10 | 28.5) ;; *) die "unknown engine '$1' (20.10 or 28.5)" ;; esac
+  [ -x "$(dockerd_bin "$1")" ] && [ -x "$(client "$1")" ] && [ -s "$cache/busybox-rootfs.tar" ] ||
+    die "engine $1 is not provisioned: run scripts/provision.sh"
+}
+dockerd_bin() { if [ "$1" = 20.10 ]; then echo /usr/sbin/dockerd; else echo "$sid/usr/sbin/dockerd"; fi; }
+client() { if [ "$1" = 20.10 ]; then echo /usr/bin/docker; else echo "$sid/usr/bin/docker"; fi; }
+# dockerd looks up containerd, its shim, runc, docker-proxy, docker-init and iptables on PATH.
+# For 28.5, sid's own containerd 2.1 and shim come first; runc is bookworm's (sid's needs a newer
+# glibc, so provision.sh never unpacks it).
+engine_path() {
+  if [ "$1" = 20.10 ]; then echo /usr/sbin:/usr/bin:/sbin:/bin
+  else echo "$sid/usr/sbin:$sid/usr/bin:/usr/sbin:/usr/bin:/sbin:/bin"; fi
 }
 
-client() {
-  case $1 in 20.10) echo /usr/bin/docker ;; 28.5) echo "$sid/usr/bin/docker" ;; esac
-}
-
-stop() {
-  local pids
-  pids=$(pgrep -x dockerd || true)
-  [ -z "$pids" ] && return 0
-  kill $pids 2>/dev/null || true
-  for _ in $(seq 300); do pgrep -x dockerd >/dev/null || break; sleep 0.1; done
-  pkill -9 -x dockerd 2>/dev/null || true
-  # A managed containerd outlives a killed dockerd; the next engine must start its own.
-  pkill -x containerd 2>/dev/null || true
+# Ends pids with SIGTERM, then SIGKILL after $2 seconds.
+terminate() {
+  local pids=$1 limit=$2 i p left
+  [ -n "${pids// /}" ] || return 0
+  kill -TERM $pids 2>/dev/null || true
+  for ((i = 0; i < limit * 5; i++)); do
+    left=
+    for p in $pids; do ! kill -0 "$p" 2>/dev/null || left+="$p "; done
+    [ -z "$left" ] && return 0
+    pids=$left
+    sleep 0.2
+  done
+  echo "engine.sh: killing $pids after ${limit}s" >&2
+  kill -KILL $pids 2>/dev/null || true
   sleep 0.5
 }
 
+stop() {
+  # A systemd-managed docker would be restarted (or socket-activated) behind our back, and a
+  # running system containerd would be picked up instead of the engine's own.
+  if [ -d /run/systemd/system ]; then
+    systemctl stop docker.socket docker.service containerd.service 2>/dev/null || true
+  fi
+  # Any dockerd counts, a system one included: they would all fight over the same socket.
+  local containerd
+  containerd=$(cat /var/run/docker/containerd/containerd.pid 2>/dev/null || true)
+  terminate "$(pgrep -x dockerd | tr '\n' ' ' || true)" 30
+  # dockerd stops the containerd it started, unless dockerd had to be killed.
+  # (The pid file outlives it, so check the pid still names a containerd.)
+  if [ "$(cat "/proc/${containerd:-none}/comm" 2>/dev/null)" = containerd ]; then terminate "$containerd" 10; fi
+  return 0
+}
+
 start() {
-  local v=$1 log=$base/dockerd-$1.log docker
-  stop
+  local v=$1 log=$base/dockerd-$1.log docker pid deadline sum from
+  check_version "$v"
   docker=$(client "$v")
-  [ -x "$docker" ] || { echo "engine.sh: $v is not provisioned (run scripts/provision.sh)" >&2; exit 1; }
-  PATH=$(engine_path "$v") nohup dockerd --data-root "$base/docker-$v" --pidfile "$base/dockerd.pid" >>"$log" 2>&1 &
-  for _ in $(seq 600); do
-    "$docker" version >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  if ! "$docker" version >/dev/null 2>&1; then
-    echo "engine.sh: dockerd $v did not answer within 60 s; its log ends:" >&2
-    tail -30 "$log" >&2
+  stop
+  mkdir -p "$base"
+  echo "=== engine.sh start $v $(date -Is)" >>"$log"
+  from=$(stat -c %s "$log") # on failure, show this start's part of the log only
+  # setsid: the engine must outlive the caller's process group (test runners kill theirs);
+  # 9>&- keeps it from inheriting the lock below.
+  PATH=$(engine_path "$v") setsid "$(dockerd_bin "$v")" --data-root "$base/docker-$v" \
+    </dev/null >>"$log" 2>&1 9>&- &
+  pid=$!
+  deadline=$((SECONDS + 60))
+  until "$docker" version >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "engine.sh: dockerd $v exited at start; $log says:" >&2
+    elif ((SECONDS >= deadline)); then
+      echo "engine.sh: dockerd $v did not answer within 60 s; $log says:" >&2
+      terminate "$pid" 10
+    else
+      sleep 0.2
+      continue
+    fi
+    tail -c +$((from + 1)) "$log" | tail -n 30 >&2
+    stop
     exit 1
+  done
+  # The import message records which tar the image came from, so a rebuilt tar is re-imported.
+  sum="rootfs sha256:$(sha256sum <"$cache/busybox-rootfs.tar" | cut -c1-64)"
+  if [ "$("$docker" image inspect -f '{{.Comment}}' "$image" 2>/dev/null || true)" != "$sum" ]; then
+    "$docker" import -c 'CMD ["/bin/sh"]' -m "$sum" "$cache/busybox-rootfs.tar" "$image" >/dev/null
   fi
-  if ! "$docker" image inspect tslink-test:busybox >/dev/null 2>&1; then
-    "$docker" import "$repo/.cache/busybox-rootfs.tar" tslink-test:busybox >/dev/null
-  fi
-  echo "engine.sh: Docker $("$docker" version --format '{{.Server.Version}}') running"
+  echo "engine.sh: Docker $("$docker" version -f '{{.Server.Version}}') running (pid $pid, log $log)"
+}
+
+status() {
+  local pids p docker
+  pids=$(pgrep -x dockerd || true)
+  [ -n "$pids" ] || { echo "engine.sh: no dockerd running"; return 3; }
+  for p in $pids; do echo "engine.sh: dockerd pid $p: $(readlink "/proc/$p/exe") $(tr '\0' ' ' <"/proc/$p/cmdline")"; done
+  docker=$(command -v docker || echo /usr/bin/docker)
+  echo "engine.sh: server $("$docker" version -f '{{.Server.Version}}' 2>/dev/null || echo 'not answering')"
+}
+
+env_exports() {
+  local v=$1 path= p parts
+  check_version "$v"
+  # Drop engine directories left by an earlier eval, so switching engines in one shell works.
+  IFS=: read -ra parts <<<"$PATH"
+  for p in "${parts[@]}"; do [[ $p == "$cache/engines/bin-"* ]] || path+=:$p; done
+  printf 'export %s=%q\n' \
+    DOCKER_BIN "$(client "$v")" \
+    PATH "$cache/engines/bin-$v$path" \
+    DOCKER_CONFIG "$cache/docker-config" \
+    DOCKER_HOST "$DOCKER_HOST" \
+    TSLINK_E2E_ENGINE "$v"
 }
 
 case ${1:-} in
-  start | restart) start "${2:?engine version}" ;;
-  stop) stop ;;
-  status) pgrep -a -x dockerd || echo "no dockerd" ;;
-  env)
-    v=${2:?engine version}
-    mkdir -p "$repo/.cache/docker-config-$v/cli-plugins"
-    [ "$v" = 28.5 ] && ln -sf "$sid/usr/libexec/docker/cli-plugins/docker-compose" "$repo/.cache/docker-config-$v/cli-plugins/docker-compose"
-    echo "export DOCKER_BIN=$(client "$v") DOCKER_CONFIG=$repo/.cache/docker-config-$v TSLINK_E2E_ENGINE=$v"
+  start | restart | stop)
+    mkdir -p "$base"
+    # Two callers switching engines at once would each stop the other's dockerd.
+    exec 9>"$base/engine.lock"
+    flock 9
+    if [ "$1" = stop ]; then stop; else start "${2:?engine version}"; fi
     ;;
-  *) echo "usage: engine.sh start|restart <20.10|28.5> | stop | status | env <version>" >&2; exit 2 ;;
+  status) status ;;
+  env) env_exports "${2:?engine version}" ;;
+  *) echo "usage: engine.sh start|restart <20.10|28.5> | stop | status | env <20.10|28.5>" >&2; exit 2 ;;
 esac
