@@ -19,7 +19,7 @@ copy_bin() { # copy_bin SRC [DEST]: a binary with every shared library it loads
   local src=$1 dest=${2:-$1}
   mkdir -p "$root$(dirname "$dest")"
   cp -L "$src" "$root$dest"
-  for lib in $(ldd "$src" 2>/dev/null | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}'); do
+  for lib in $(ldd "$src" 2>/dev/null | awk '/=>/ {print $3} /^[[:space:]]*\/lib/ {print $1}'); do
     [ -f "$lib" ] || continue
     mkdir -p "$root$(dirname "$lib")"
     [ -f "$root$lib" ] || cp -L "$lib" "$root$lib"

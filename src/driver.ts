@@ -4,6 +4,7 @@ import { linkNames } from './host-network.js';
 import { invalid, internal, notFound } from './errors.js';
 import { parseNetworkOptions, type Settings } from './grammar.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { subnetHalves } from './ipv4.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from './state-store.js';
 import type * as P from './protocol.js';
 
@@ -130,6 +131,16 @@ export class Driver {
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
         Gateway: net.gateway,
+        // The subnet's two halves via the gateway outrank the on-link route of the interface's
+        // prefix, so even a peer in the same subnet is reached through the host, where the
+        // filter decides (only WireGuard between containers). No proxy ARP, so no sysctl, which
+        // a managed plugin could not write anyway (its /proc/sys is read-only).
+        // The gateway's own /32 on-link keeps it a direct route: Docker refuses a gateway that
+        // resolves through another gateway ("Direct route for the gateway ... could not be found").
+        StaticRoutes: [
+          { Destination: `${net.gateway}/32`, RouteType: 1 as const },
+          ...subnetHalves(net.subnet).map((Destination) => ({ Destination, RouteType: 0 as const, NextHop: net.gateway })),
+        ],
         // The plugin NATs the network itself; Docker must not add docker_gwbridge as well.
         DisableGatewayService: true,
       };

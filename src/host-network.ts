@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { CommandError, mustRun, type Runner } from './exec.js';
 import type { EndpointRecord, NetworkRecord } from './state-store.js';
 
@@ -47,6 +47,7 @@ export class IprouteHostNetwork implements HostNetwork {
   constructor(
     private readonly run: Runner,
     private readonly writeSysctl: (path: string, value: string) => Promise<void> = (p, v) => writeFile(p, v),
+    private readonly readSysctl: (path: string) => Promise<string> = (p) => readFile(p, 'utf8'),
   ) {}
 
   async setUpEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
@@ -71,9 +72,6 @@ export class IprouteHostNetwork implements HostNetwork {
       `route replace ${ep.address}/32 dev ${ep.hostIf} proto ${ROUTE_PROTO} scope link`,
     ];
     await mustRun(this.run, 'ip', ['-batch', '-'], { input: batch.join('\n') + '\n' });
-    // Proxy ARP lets a container reach a peer in its subnet through the host, where the filter
-    // decides what may pass (only WireGuard between containers).
-    await this.writeSysctl(`/proc/sys/net/ipv4/conf/${ep.hostIf}/proxy_arp`, '1');
   }
 
   async tearDownEndpoint(ep: EndpointRecord): Promise<void> {
@@ -143,8 +141,17 @@ export class IprouteHostNetwork implements HostNetwork {
     await this.ensureJump('nat', 'POSTROUTING', NAT_CHAIN);
   }
 
+  /**
+   * Docker turns forwarding on at start; a managed plugin cannot write /proc/sys (read-only), so
+   * only write when it is off, and say what to do if that fails.
+   */
   private async enableForwarding(): Promise<void> {
-    await this.writeSysctl('/proc/sys/net/ipv4/ip_forward', '1');
+    if ((await this.readSysctl('/proc/sys/net/ipv4/ip_forward')).trim() === '1') return;
+    try {
+      await this.writeSysctl('/proc/sys/net/ipv4/ip_forward', '1');
+    } catch (e) {
+      throw new Error(`IP forwarding is off on the host and the plugin cannot turn it on (${(e as Error).message}); run: sysctl -w net.ipv4.ip_forward=1`);
+    }
   }
 
   /** Our jump goes first: Docker sets FORWARD's policy to DROP and adds its own chains. */

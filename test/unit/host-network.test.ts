@@ -33,6 +33,15 @@ const net: NetworkRecord = {
 const ep: EndpointRecord = { id: '1234567890ab' + 'c'.repeat(52), networkId: net.id, address: '10.9.0.5', prefixLen: 24, ...linkNames('1234567890ab' + 'c'.repeat(52)), createdAt: '' };
 
 describe('host network', () => {
+  it('turns forwarding on only when off, and says how when it cannot', async () => {
+    const { run } = scripted([[/-C /, { code: 0 }]]);
+    const writes: string[] = [];
+    await new IprouteHostNetwork(run, async (p) => void writes.push(p), async () => '0\n').syncRules([net]);
+    assert.deepEqual(writes, ['/proc/sys/net/ipv4/ip_forward']);
+    const ro = new IprouteHostNetwork(run, async () => { throw new Error('EROFS: read-only file system'); }, async () => '0\n');
+    await assert.rejects(ro.syncRules([net]), /sysctl -w net\.ipv4\.ip_forward=1/);
+  });
+
   it('names links within the 15-byte limit with the tslink prefixes', () => {
     const n = linkNames('0123456789abcdef'.repeat(4));
     assert.deepEqual(n, { hostIf: 'tsh0123456789ab', containerIf: 'tsc0123456789ab' });
@@ -42,13 +51,13 @@ describe('host network', () => {
   it('creates the veth pair once, then configures idempotently in one batch', async () => {
     const { run, calls } = scripted([[/^ip -json link show/, { stdout: '[]' }]]);
     const sysctls: [string, string][] = [];
-    const host = new IprouteHostNetwork(run, async (p, v) => void sysctls.push([p, v]));
+    const host = new IprouteHostNetwork(run, async (p, v) => void sysctls.push([p, v]), async () => '1\n');
     await host.setUpEndpoint(net, ep);
     assert.deepEqual(calls[1]?.args, ['link', 'add', 'tsh1234567890ab', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'tsc1234567890ab', 'mtu', '1400']);
     assert.deepEqual(calls[2]?.args, ['-batch', '-']);
     assert.match(calls[2]?.input ?? '', /address replace 10\.9\.0\.1\/32 dev tsh1234567890ab/);
     assert.match(calls[2]?.input ?? '', /route replace 10\.9\.0\.5\/32 dev tsh1234567890ab proto 211 scope link/);
-    assert.deepEqual(sysctls, [['/proc/sys/net/ipv4/conf/tsh1234567890ab/proxy_arp', '1']]);
+    assert.deepEqual(sysctls, [], 'no sysctl: a managed plugin cannot write /proc/sys');
   });
 
   it('does not recreate an existing link', async () => {
@@ -66,8 +75,10 @@ describe('host network', () => {
 
   it('rewrites its chains whole, jumps once, and removes everything with the last network', async () => {
     const { run, calls } = scripted([[/-C FORWARD/, { code: 1 }], [/-C POSTROUTING/, { code: 0 }], [/ -D /, { code: 1 }]]);
-    const host = new IprouteHostNetwork(run, async () => undefined);
+    const writes: string[] = [];
+    const host = new IprouteHostNetwork(run, async (p) => void writes.push(p), async () => '1\n');
     await host.syncRules([net]);
+    assert.deepEqual(writes, [], 'forwarding already on: nothing written');
     const restore = calls.find((c) => c.cmd === 'iptables-restore');
     assert.deepEqual(restore?.args, ['-w', '--noflush']);
     assert.match(restore?.input ?? '', /:TSLINK-FORWARD - \[0:0\]/);
@@ -90,5 +101,17 @@ describe('host network', () => {
     const r = await new IprouteHostNetwork(run, async () => undefined).sweep([ep]);
     assert.deepEqual(r, { removedLinks: ['tshdeadbeef000'], removedRoutes: ['10.9.0.77'] });
     assert.ok(!calls.some((c) => c.args.includes('eth0')));
+  });
+});
+
+describe('subnet halves', () => {
+  it('splits a subnet into the two routes that outrank its on-link route', async () => {
+    const { subnetHalves } = await import('../../src/ipv4.js');
+    assert.deepEqual(subnetHalves('172.18.0.0/16'), ['172.18.0.0/17', '172.18.128.0/17']);
+    assert.deepEqual(subnetHalves('10.213.0.0/24'), ['10.213.0.0/25', '10.213.0.128/25']);
+    assert.deepEqual(subnetHalves('10.0.0.7/30'), ['10.0.0.4/31', '10.0.0.6/31']);
+    assert.deepEqual(subnetHalves('0.0.0.0/0'), ['0.0.0.0/1', '128.0.0.0/1']);
+    assert.throws(() => subnetHalves('10.0.0.1/32'));
+    assert.throws(() => subnetHalves('300.0.0.0/8'));
   });
 });

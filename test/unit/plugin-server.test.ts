@@ -91,6 +91,11 @@ describe('plugin server', () => {
     assert.deepEqual(join.body, {
       InterfaceName: { SrcName: `tsc${EP_ID.slice(0, 12)}`, DstPrefix: 'eth' },
       Gateway: '172.18.0.1',
+      StaticRoutes: [
+        { Destination: '172.18.0.1/32', RouteType: 1 },
+        { Destination: '172.18.0.0/17', RouteType: 0, NextHop: '172.18.0.1' },
+        { Destination: '172.18.128.0/17', RouteType: 0, NextHop: '172.18.0.1' },
+      ],
       DisableGatewayService: true,
     });
     assert.ok(host.links.has(`tsh${EP_ID.slice(0, 12)}`));
