@@ -172,6 +172,7 @@ export class NodeSupervisor {
         this.tail += `\n${e.message}`;
       });
     });
+    this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12), pid: child.pid }, 'tailscaled spawned');
     if (!(await this.waitForSocket(child))) {
       if (this.child === child && !this.stopping) child.kill('SIGKILL');
       return;
@@ -215,6 +216,7 @@ export class NodeSupervisor {
 
   private async configure(child: ChildProcess): Promise<void> {
     try {
+      this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12) }, 'tailscaled socket ready');
       let st = await this.deps.cli.status();
       const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState';
       let keyFile: string | undefined;
@@ -245,6 +247,7 @@ export class NodeSupervisor {
         }
         throw new CliError('up', r);
       }
+      this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12) }, 'tailscale up done');
       st = await this.deps.cli.status();
       this.noteStatus(st);
       if (this.spec.serve.length || this.spec.service) {
@@ -344,7 +347,8 @@ export class NodeSupervisor {
     clearTimeout(this.pollTimer);
     if (opts.logout && this.child) {
       const r = await this.deps.cli.call(['logout'], 10_000).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
-      if (r.code !== 0) this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: scrubSecrets(r.stderr || r.stdout) }, 'logout failed');
+      if (r.code !== 0) this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), hostname: this.spec.hostname, err: scrubSecrets(r.stderr || r.stdout) }, 'logout failed');
+      else this.deps.log.info({ endpoint: this.spec.endpointId.slice(0, 12), hostname: this.spec.hostname }, 'node logged out');
     }
     const child = this.child;
     if (child) {

@@ -98,25 +98,45 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
 
   it('puts a labelled container on the tailnet within 1 s of its start, with the same address every time, never exposing the key', async () => {
     const sampler = keySampler();
-    const latencies: number[] = [];
+    // The sampler must be able to see a key: a canary process holds it in its environment.
+    const { spawn } = await import('node:child_process');
+    const canary = spawn('sleep', ['0.3'], { env: { CANARY: NET_KEY } });
+    await new Promise((r) => canary.once('exit', r));
+    const sinceStartedAt: number[] = [];
+    const readyAt = new Map<string, number>();
+    const startedAtOf = new Map<string, number>();
+    const t0 = Math.floor(Date.now() / 1000) - 1;
     const addresses = new Set<string>();
     for (let i = 0; i < 20; i++) {
       const name = uniq('web');
-      await run(name, '--network', net, '--label', 'tslink.hostname=web', '--label', 'tslink.tags=tag:web');
-      const startedAt = Date.parse(await mustDocker('inspect', '-f', '{{.State.StartedAt}}', name));
+      const id = await run(name, '--network', net, '--label', 'tslink.hostname=web', '--label', 'tslink.tags=tag:web');
       const pid = await pidOf(name);
       const addr = await waitFor('tailscale0 address', () => tailscaleAddress(pid), 5000, 2);
-      latencies.push(Date.now() - startedAt);
+      readyAt.set(id, Date.now());
+      startedAtOf.set(id, Date.parse(await mustDocker('inspect', '-f', '{{.State.StartedAt}}', name)));
       addresses.add(addr);
       assert.match(addr, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./);
       if (i === 0) await waitState(name, 'running');
       await mustDocker('rm', '-f', name);
       containers.splice(containers.indexOf(name), 1);
     }
-    const hits = sampler.stop();
-    process.stdout.write(`# METRIC engine=${ENGINE} start-to-tailscale0-ms p50=${percentile(latencies, 50)} p90=${percentile(latencies, 90)} max=${Math.max(...latencies)}\n`);
-    assert.ok(Math.max(...latencies) <= 1000, `every start within 1 s: ${latencies.join(',')}`);
-    assert.ok(percentile(latencies, 50) <= 250, `p50 ≤ 250 ms: ${latencies.join(',')}`);
+    // Two clocks for "the container's start": Docker's start event (the container is running;
+    // `docker run -d` returns) and State.StartedAt, which 28.5 stamps before it even sets up
+    // networking. The 250 ms median is held to the first, the 1 s bound to both.
+    const starts = await startEvents(t0);
+    const sinceStart: number[] = [];
+    for (const [id, at] of readyAt) {
+      const s = starts.get(id);
+      assert.ok(s, `start event of ${id.slice(0, 12)}`);
+      sinceStart.push(at - s);
+      sinceStartedAt.push(at - startedAtOf.get(id)!);
+    }
+    const all = sampler.stop();
+    assert.ok(all.some((h) => h.startsWith(`${canary.pid}/environ`)), `the sampler saw the canary: ${all.join('; ')}`);
+    const hits = all.filter((h) => !h.startsWith(`${canary.pid}/`));
+    process.stdout.write(`# METRIC engine=${ENGINE} start-event-to-tailscale0-ms p50=${percentile(sinceStart, 50)} p90=${percentile(sinceStart, 90)} max=${Math.max(...sinceStart)} | StartedAt-to-tailscale0-ms p50=${percentile(sinceStartedAt, 50)} p90=${percentile(sinceStartedAt, 90)} max=${Math.max(...sinceStartedAt)}\n`);
+    assert.ok(Math.max(...sinceStartedAt) <= 1000, `every node within 1 s of StartedAt: ${sinceStartedAt.join(',')}`);
+    assert.ok(percentile(sinceStart, 50) <= 250, `p50 ≤ 250 ms after the start event: ${sinceStart.join(',')}`);
     assert.equal(addresses.size, 1, `one identity across 20 recreations: ${[...addresses].join(',')}`);
     assert.deepEqual(hits, [], 'no process argv or environ held the key');
 
@@ -162,9 +182,10 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     const before = argvLines('eph1');
     await mustDocker('rm', '-f', name);
     await waitFor('state removed', async () => !existsSync(stateDir('eph1')) || undefined, 10_000);
-    assert.ok(plugin.log().includes('ephemeral node logged out and its state deleted'));
-    assert.ok(before.some((l) => l.includes('up')));
-    assert.ok(plugin.log().split('\n').some((l) => l.includes('"hostname":"eph1"') || l.includes('eph1')));
+    assert.ok(before.some((l) => / up /.test(` ${l} `)), before.join('\n'));
+    const lines = plugin.log().split('\n');
+    assert.ok(lines.some((l) => l.includes('"node logged out"') && l.includes('"hostname":"eph1"')), 'logout succeeded');
+    assert.ok(lines.some((l) => l.includes('ephemeral node logged out and its state deleted') && l.includes('"hostname":"eph1"')));
   });
 
   it('applies serve rules and the Service advertisement, and drains before the node stops', async () => {
@@ -178,11 +199,14 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     assert.ok(lines.some((l) => l.includes('serve advertise svc:web')), lines.join('\n'));
     await mustDocker('stop', '-t', '1', name);
     await waitState(name, 'stopped').catch(() => undefined);
-    const after = argvLines('svc1');
-    const drainAt = after.findIndex((l) => l.includes('serve drain svc:web'));
-    assert.ok(drainAt >= 0, after.join('\n'));
-    const log = plugin.log();
-    assert.ok(log.indexOf('service backend drained') < log.lastIndexOf('"state":"stopped"'), 'drained before stopped');
+    const after = calls('svc1');
+    const drainAt = after.findIndex((c) => c.argv.join(' ').includes('serve drain svc:web'));
+    const stopAt = after.findLastIndex((c) => (c as Call & { event?: string }).event === 'daemon-stop');
+    assert.ok(drainAt >= 0, 'drained');
+    assert.ok(stopAt > drainAt, `drained (call ${drainAt}) before tailscaled stopped (call ${stopAt})`);
+    const drainedAt = Date.parse((after[drainAt] as Call & { time: string }).time);
+    const stoppedAt = Date.parse((after[stopAt] as Call & { time: string }).time);
+    assert.ok(stoppedAt - drainedAt >= 900, `waited for control to see the drain (${stoppedAt - drainedAt} ms)`);
   });
 
   it('restarts a crashing tailscaled with backoff, calls a crash loop failed, and a rejected key logged-out', async () => {
@@ -210,6 +234,16 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     void netId;
   });
 });
+
+async function startEvents(sinceSec: number): Promise<Map<string, number>> {
+  const out = await mustDocker('events', '--since', String(sinceSec), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=container', '--filter', 'event=start', '--format', '{{.Actor.ID}} {{.TimeNano}}');
+  const m = new Map<string, number>();
+  for (const line of out.split('\n')) {
+    const [id, ns] = line.split(' ');
+    if (id && ns) m.set(id, Number(BigInt(ns) / 1_000_000n));
+  }
+  return m;
+}
 
 function walk(dir: string): string[] {
   const out: string[] = [];
