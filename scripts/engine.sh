@@ -70,6 +70,9 @@ start() {
   docker=$(client "$v")
   stop
   mkdir -p "$base"
+  # systemd hosts mount / shared; this VM boots without systemd. Managed plugins depend on it:
+  # namespaces Docker creates under its exec root must propagate into the plugin's mounts.
+  [ "$(findmnt -no PROPAGATION /)" = shared ] || mount --make-rshared /
   echo "=== engine.sh start $v $(date -Is)" >>"$log"
   from=$(stat -c %s "$log") # on failure, show this start's part of the log only
   # setsid: the engine must outlive the caller's process group (test runners kill theirs);
