@@ -1,8 +1,11 @@
 # tslink — `make help` lists the targets.
 SHELL := /bin/bash
 VERSION := $(shell node -p "require('./package.json').version")
+REGISTRY ?= localhost:5000
+PLUGIN ?= tslink
+BUNDLE := plugin/build
 
-.PHONY: help build test unit e2e legacy-install clean
+.PHONY: help build test unit rootfs plugin enable install push legacy-install clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,14 +17,36 @@ node_modules: package-lock.json
 build: node_modules ## compile TypeScript into dist/
 	npm run -s build
 
-test: ## the whole suite: unit + e2e on Docker 20.10 and 28.5 (provisions engines; root)
+test: ## the whole suite: unit + e2e on Docker 20.10 and 28.5 (provisions packages and engines; root)
 	scripts/test-all.sh
 
 unit: build ## unit tests only
 	node --test dist/test/unit/*.test.js
 
-legacy-install: build ## run the plugin from this tree as a legacy plugin and create network "tsnet"
+rootfs: build ## assemble the plugin bundle (config.json + rootfs/) offline in plugin/build
+	scripts/build-rootfs.sh $(if $(TEST_DOUBLE),--with-test-double) $(BUNDLE)
+
+plugin: rootfs ## docker plugin create $(PLUGIN):latest from the bundle
+	-docker plugin disable -f $(PLUGIN):latest >/dev/null 2>&1
+	-docker plugin rm -f $(PLUGIN):latest >/dev/null 2>&1
+	docker plugin create $(PLUGIN):latest $(BUNDLE)
+
+enable: ## set TS_AUTHKEY (if given) and enable $(PLUGIN):latest
+	mkdir -p /var/lib/docker-plugins/tailscale
+	$(if $(TS_AUTHKEY),@docker plugin set $(PLUGIN):latest TS_AUTHKEY="$(TS_AUTHKEY)")
+	docker plugin enable $(PLUGIN):latest
+
+install: plugin enable ## the one-command install: build, create, enable, and a demo network "tsnet"
+	docker network inspect tsnet >/dev/null 2>&1 || docker network create -d $(PLUGIN):latest tsnet
+	@echo "tslink installed. Try: docker run -d --network tsnet --label tslink.hostname=hello nginx:alpine"
+
+push: rootfs ## docker plugin create + push $(REGISTRY)/$(PLUGIN):$(VERSION)
+	-docker plugin rm -f $(REGISTRY)/$(PLUGIN):$(VERSION) >/dev/null 2>&1
+	docker plugin create $(REGISTRY)/$(PLUGIN):$(VERSION) $(BUNDLE)
+	docker plugin push $(REGISTRY)/$(PLUGIN):$(VERSION)
+
+legacy-install: build ## run the plugin from this tree as a legacy plugin (socket) and create "tsnet"
 	scripts/legacy-install.sh
 
 clean: ## remove build output and caches
-	rm -rf dist .cache
+	rm -rf dist .cache $(BUNDLE)

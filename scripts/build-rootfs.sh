@@ -56,11 +56,19 @@ cp -r dist/src "$app/src"
 rm -f "$app/package-lock.json"
 find "$app/src" -name '*.map' -delete
 
+ts=$root/usr/lib/tslink/tailscale
+if [ $double = 0 ] && command -v tailscale >/dev/null && command -v tailscaled >/dev/null; then
+  # A Tailscale installed on this machine (e.g. Tailscale's Debian package) is bundled as is.
+  copy_bin "$(command -v tailscale)" /usr/lib/tslink/tailscale/tailscale
+  copy_bin "$(command -v tailscaled)" /usr/lib/tslink/tailscale/tailscaled
+elif [ $double = 0 ]; then
+  echo "build-rootfs: no tailscale/tailscaled on this machine: none bundled (nodes report it until TS_PATH names them)" >&2
+fi
 if [ $double = 1 ]; then
-  mkdir -p "$root/usr/lib/tslink/tailscale"
-  cp test/double/tailscale test/double/tailscaled test/double/*.mjs "$root/usr/lib/tslink/tailscale/"
+  mkdir -p "$ts"
+  cp test/double/tailscale test/double/tailscaled test/double/*.mjs "$ts/"
   echo "Test double of tailscale/tailscaled from tslink's test/double. Not Tailscale. Never publish this rootfs." \
-    >"$root/usr/lib/tslink/tailscale/THIS-IS-A-TEST-DOUBLE"
+    >"$ts/THIS-IS-A-TEST-DOUBLE"
 fi
 cp config.json "$out/config.json"
 echo "rootfs: $(du -sh "$root" | cut -f1) in $root"
