@@ -5,7 +5,7 @@ REGISTRY ?= localhost:5000
 PLUGIN ?= tslink
 BUNDLE := plugin/build
 
-.PHONY: help build test unit rootfs plugin enable install push legacy-install clean
+.PHONY: help build test unit rootfs plugin enable install push legacy-install clean bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,3 +50,9 @@ legacy-install: build ## run the plugin from this tree as a legacy plugin (socke
 
 clean: ## remove build output and caches
 	rm -rf dist .cache $(BUNDLE)
+
+bench: build ## benchmarks on both engines → BENCHMARKS.md (not a test; needs root)
+	scripts/provision.sh
+	for v in 20.10 28.5; do scripts/engine.sh start $$v && (eval "$$(scripts/engine.sh env $$v)" && node dist/bench/run.js) || exit 1; done
+	scripts/engine.sh stop
+	node dist/bench/report.js

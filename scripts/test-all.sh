@@ -8,12 +8,13 @@ results=.cache/test-results
 rm -rf "$results" && mkdir -p "$results"
 errors=()
 
-stage() { # stage NAME CMD...: runs node's test runner, keeping a TAP copy to count from
+stage() { # stage NAME FILE...: node's test runner, one file at a time, with a TAP copy to count from
   local name=$1; shift
   echo "=== $name"
-  "$@" --test-reporter=spec --test-reporter-destination=stdout \
+  node --test --test-concurrency=1 \
+       --test-reporter=spec --test-reporter-destination=stdout \
        --test-reporter=tap --test-reporter-destination="$results/$name.tap" \
-    || errors+=("$name")
+       "$@" || errors+=("$name")
 }
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -21,13 +22,13 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 npm run -s build || { echo "build: 0 passed, 1 failed"; exit 1; }
 
-stage unit node --test dist/test/unit/*.test.js
+stage unit dist/test/unit/*.test.js
 
 if scripts/provision.sh; then
   for engine in $ENGINES; do
     if ! scripts/engine.sh start "$engine"; then errors+=("engine-$engine"); continue; fi
     eval "$(scripts/engine.sh env "$engine")"
-    TSLINK_E2E_ENGINE=$engine stage "e2e-$engine" node --test --test-concurrency=1 dist/test/e2e/*.test.js
+    TSLINK_E2E_ENGINE=$engine stage "e2e-$engine" dist/test/e2e/*.test.js
   done
   scripts/engine.sh stop || true
 else

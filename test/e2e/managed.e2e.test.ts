@@ -86,6 +86,21 @@ describe(`managed plugin on Docker ${ENGINE}`, { skip }, () => {
     assert.match(await mustDocker('plugin', 'inspect', '-f', '{{.Enabled}}', name), /true/);
   });
 
+  it('works when Docker creates netns/ only after the plugin started (a host reboot)', async () => {
+    // Stop the engine, drop its namespace directory as a reboot would, start it again: the
+    // plugin is enabled by dockerd before any container exists, so netns/ is not there yet.
+    assert.equal((await sh(join(ROOT, 'scripts/engine.sh'), ['stop'], { timeoutMs: 120_000 })).code, 0);
+    await sh('bash', ['-c', 'for m in /run/docker/netns/*; do umount "$m" 2>/dev/null; done; rm -rf /run/docker/netns']);
+    assert.equal((await sh(join(ROOT, 'scripts/engine.sh'), ['start', ENGINE], { timeoutMs: 120_000 })).code, 0);
+    await waitFor('plugin re-enabled', async () => (await mustDocker('plugin', 'inspect', '-f', '{{.Enabled}}', name)) === 'true' || undefined, 30_000, 200);
+    const c = uniq('reboot');
+    containers.push(c);
+    await mustDocker('rm', '-f', ...containers.filter((x) => x !== c)).catch(() => undefined);
+    await mustDocker('run', '-d', '--name', c, '--network', net, '--label', 'tslink.hostname=after-reboot', IMAGE, 'sleep', '600');
+    const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', c);
+    assert.match(await waitFor('tailscale0 after reboot', () => tailscaleAddress(pid), 15_000, 20), /^100\./);
+  });
+
   it('leaves nothing behind after containers and network are removed', async () => {
     await mustDocker('rm', '-f', ...containers.splice(0));
     await mustDocker('network', 'rm', net);

@@ -209,6 +209,16 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     assert.ok(stoppedAt - drainedAt >= 900, `waited for control to see the drain (${stoppedAt - drainedAt} ms)`);
   });
 
+  it('keeps draining tailscaled\'s output: a line over 64 KiB does not freeze it', async () => {
+    fault('chatty', { longLine: 70_000 });
+    const c = uniq('chatty');
+    await run(c, '--network', net, '--label', 'tslink.hostname=chatty');
+    await waitState(c, 'running');
+    const { epId } = await endpointOf(c);
+    const logFile = join(plugin.dataDir, 'logs', `${epId.slice(0, 12)}-tailscaled.log`);
+    assert.ok(readFileSync(logFile, 'utf8').includes('L'.repeat(70_000)), 'the long line reached the per-endpoint log');
+  });
+
   it('restarts a crashing tailscaled with backoff, calls a crash loop failed, and a rejected key logged-out', async () => {
     fault('crashy', { crashAfterSeconds: 1 });
     const c1 = uniq('crashy');
