@@ -29,6 +29,7 @@ export interface BinderOptions {
 }
 
 const ATTRIBUTES_NOT_LABELS = new Set(['name', 'image']);
+const STOPPING_SIGNALS = new Set(['2', '3', '9', '15', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGTERM']);
 const short = (id: string): string => id.slice(0, 12);
 
 /**
@@ -82,6 +83,10 @@ export class EndpointBinder extends EventEmitter {
           this.kick();
           break;
         case 'kill':
+          // `docker kill -s HUP` (a reload) is a kill event too: only signals that stop the
+          // container drain it, or a backend that keeps running would stay drained.
+          if (STOPPING_SIGNALS.has(attrs['signal'] ?? '15')) this.emit('stopping', id, e.Action);
+          break;
         case 'die':
           this.emit('stopping', id, e.Action);
           break;

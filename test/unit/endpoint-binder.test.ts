@@ -145,7 +145,9 @@ describe('endpoint binder', () => {
     binder.on('stopping', (id: string) => stopping.push(id));
     await binder.onEvent({ Type: 'container', Action: 'create', Actor: { ID: 'c9', Attributes: { name: 'x', image: 'i', 'tslink.hostname': 'x' } } });
     assert.deepEqual(binder.containers.get('c9'), { name: 'x', labels: { 'tslink.hostname': 'x' } });
-    await binder.onEvent({ Type: 'container', Action: 'kill', Actor: { ID: 'c9', Attributes: {} } });
+    await binder.onEvent({ Type: 'container', Action: 'kill', Actor: { ID: 'c9', Attributes: { signal: '1' } } });
+    assert.deepEqual(stopping, [], 'a HUP (reload) does not drain');
+    await binder.onEvent({ Type: 'container', Action: 'kill', Actor: { ID: 'c9', Attributes: { signal: '15' } } });
     await binder.onEvent({ Type: 'container', Action: 'destroy', Actor: { ID: 'c9', Attributes: {} } });
     assert.equal(binder.containers.has('c9'), false);
     assert.deepEqual(stopping, ['c9']);
