@@ -51,27 +51,25 @@ export class IprouteHostNetwork implements HostNetwork {
   ) {}
 
   async setUpEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    const links = await this.listLinks();
-    if (!links.includes(ep.hostIf)) {
-      try {
-        await mustRun(this.run, 'ip', [
-          'link', 'add', ep.hostIf, 'mtu', String(net.mtu), 'type', 'veth',
-          'peer', 'name', ep.containerIf, 'mtu', String(net.mtu),
-        ]);
-      } catch (e) {
-        // A concurrent Join for the same endpoint may have won the race; that is fine.
-        if (!(e instanceof CommandError && /File exists/.test(e.result.stderr))) throw e;
-      }
-    }
+    // One `ip` process for the whole endpoint (Join waits on it). -force carries on past a
+    // failing line; the only failure allowed is the link existing already (a repeated Join,
+    // or the start-up reconciler restoring an endpoint), everything else after it is idempotent.
     // The gateway address sits on every host-side veth of the network (as in CNI's ptp plugin):
     // the container resolves its gateway on its own link, and the host routes each /32.
     const batch = [
+      `link add ${ep.hostIf} mtu ${net.mtu} type veth peer name ${ep.containerIf} mtu ${net.mtu}`,
       `link set dev ${ep.hostIf} alias tslink:${net.id.slice(0, 12)}:${ep.id.slice(0, 12)}`,
       `address replace ${net.gateway}/32 dev ${ep.hostIf}`,
       `link set dev ${ep.hostIf} up`,
       `route replace ${ep.address}/32 dev ${ep.hostIf} proto ${ROUTE_PROTO} scope link`,
     ];
-    await mustRun(this.run, 'ip', ['-batch', '-'], { input: batch.join('\n') + '\n' });
+    const r = await this.run('ip', ['-force', '-batch', '-'], { input: batch.join('\n') + '\n' });
+    if (r.code === 0) return;
+    const problems = r.stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/File exists/.test(l) && !/^Command failed -:1$/.test(l));
+    if (problems.length) throw new CommandError('ip', ['-force', '-batch', '-'], { ...r, stderr: problems.join('\n') });
   }
 
   async tearDownEndpoint(ep: EndpointRecord): Promise<void> {

@@ -48,22 +48,25 @@ describe('host network', () => {
     assert.ok(n.hostIf.length <= 15 && n.containerIf.length <= 15);
   });
 
-  it('creates the veth pair once, then configures idempotently in one batch', async () => {
-    const { run, calls } = scripted([[/^ip -json link show/, { stdout: '[]' }]]);
+  it('makes the endpoint with one idempotent ip batch, without any sysctl', async () => {
+    const { run, calls } = scripted([]);
     const sysctls: [string, string][] = [];
     const host = new IprouteHostNetwork(run, async (p, v) => void sysctls.push([p, v]), async () => '1\n');
     await host.setUpEndpoint(net, ep);
-    assert.deepEqual(calls[1]?.args, ['link', 'add', 'tsh1234567890ab', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'tsc1234567890ab', 'mtu', '1400']);
-    assert.deepEqual(calls[2]?.args, ['-batch', '-']);
-    assert.match(calls[2]?.input ?? '', /address replace 10\.9\.0\.1\/32 dev tsh1234567890ab/);
-    assert.match(calls[2]?.input ?? '', /route replace 10\.9\.0\.5\/32 dev tsh1234567890ab proto 211 scope link/);
+    assert.equal(calls.length, 1);
+    assert.deepEqual(calls[0]?.args, ['-force', '-batch', '-']);
+    const input = calls[0]?.input ?? '';
+    assert.match(input, /^link add tsh1234567890ab mtu 1400 type veth peer name tsc1234567890ab mtu 1400$/m);
+    assert.match(input, /address replace 10\.9\.0\.1\/32 dev tsh1234567890ab/);
+    assert.match(input, /route replace 10\.9\.0\.5\/32 dev tsh1234567890ab proto 211 scope link/);
     assert.deepEqual(sysctls, [], 'no sysctl: a managed plugin cannot write /proc/sys');
   });
 
-  it('does not recreate an existing link', async () => {
-    const { run, calls } = scripted([[/^ip -json link show/, { stdout: JSON.stringify([{ ifname: 'tsh1234567890ab' }]) }]]);
-    await new IprouteHostNetwork(run, async () => undefined).setUpEndpoint(net, ep);
-    assert.ok(!calls.some((c) => c.args[1] === 'add'));
+  it('accepts an existing link on a repeated Join, and fails on anything else', async () => {
+    const again = scripted([[/^ip -force -batch/, { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:1\n' }]]);
+    await new IprouteHostNetwork(again.run, async () => undefined).setUpEndpoint(net, ep);
+    const broken = scripted([[/^ip -force -batch/, { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:1\nError: Nexthop has invalid gateway.\nCommand failed -:5\n' }]]);
+    await assert.rejects(new IprouteHostNetwork(broken.run, async () => undefined).setUpEndpoint(net, ep), /Nexthop has invalid gateway/);
   });
 
   it('treats a link that is already gone as torn down, and other failures as failures', async () => {
