@@ -86,11 +86,15 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     maxBackoffMs: settings.eventsMaxBackoffMs,
     queueSize: settings.eventsQueueSize,
   });
-  // Each (re)connect lists containers, so the cache is warm and nothing missed stays missed.
-  watcher.on('connected', () => void binder.prime().catch((e: Error) => log.warn({ err: e.message }, 'container listing failed')));
+  // Each (re)connect lists containers, so the cache is warm and nothing missed stays missed;
+  // the same listing runs periodically and removes endpoints whose containers are gone.
+  const repairOnce = async (): Promise<void> => {
+    for (const id of await binder.prime()) await driver.forgetEndpoint(id);
+  };
+  watcher.on('connected', () => void repairOnce().catch((e: Error) => log.warn({ err: e.message }, 'container listing failed')));
   watcher.start();
   const repair = setInterval(() => {
-    if (watcher.state().connected) void binder.prime().catch(() => undefined);
+    if (watcher.state().connected) void repairOnce().catch((e: Error) => log.warn({ err: e.message }, 'repair failed'));
   }, REPAIR_INTERVAL_MS);
   repair.unref();
 

@@ -163,6 +163,14 @@ export class Driver {
     await this.locks.run(ep.id, () => this.removeEndpoint(ep));
   }
 
+  /** Removes an endpoint Docker will never delete (its container vanished while we were away). */
+  async forgetEndpoint(id: string): Promise<void> {
+    const ep = this.store.endpoints.get(id);
+    if (!ep) return;
+    this.log.warn({ endpoint: short(id), container: ep.containerName }, 'endpoint has no container any more: removing it');
+    await this.locks.run(ep.id, () => this.removeEndpoint(ep));
+  }
+
   operInfo(req: P.EndpointRequest): P.OperInfoResponse {
     const ep = this.endpoint(req.NetworkID, req.EndpointID);
     return {

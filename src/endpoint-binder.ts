@@ -57,8 +57,12 @@ export class EndpointBinder extends EventEmitter {
     this.mounts = opts.mountPoints ?? (() => mountPoints());
   }
 
-  /** Warms the label cache and restores bindings from a full listing (start, reconnect, repair). */
-  async prime(): Promise<void> {
+  /**
+   * Warms the label cache and restores bindings from a full listing (start, reconnect, repair).
+   * Returns the endpoints no container has any more that are older than `orphanAfterMs`: their
+   * containers went away while nobody told us (plugin down, dockerd killed).
+   */
+  async prime(orphanAfterMs = 60_000): Promise<string[]> {
     const list = await this.docker.listContainers({});
     for (const c of list) this.remember(c.id, c.name, c.labels);
     for (const c of list) {
@@ -68,6 +72,12 @@ export class EndpointBinder extends EventEmitter {
       }
     }
     for (const ep of this.store.endpoints.values()) this.watchReadiness(ep.id, true);
+    // A fresh endpoint is listed only once its Join is done, hence the age bound.
+    const listed = new Set(list.flatMap((c) => c.networks.map((n) => n.endpointId)).filter(Boolean));
+    const now = Date.now();
+    return [...this.store.endpoints.values()]
+      .filter((ep) => !listed.has(ep.id) && now - Date.parse(ep.createdAt) > orphanAfterMs)
+      .map((ep) => ep.id);
   }
 
   async onEvent(e: DockerEvent): Promise<void> {

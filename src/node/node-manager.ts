@@ -65,8 +65,14 @@ export class NodeManager {
     return join(this.settings.dataDir, 'by-hostname', hostname);
   }
 
+  private readonly written = new Map<string, string>();
+
+  /** Keeps the latest status; the file is rewritten only when it changed (polls mostly do not). */
   private record(s: NodeStatus): void {
     this.statuses.set(s.endpoint, s);
+    const text = JSON.stringify({ ...s, since: undefined });
+    if (this.written.get(s.endpoint) === text) return;
+    this.written.set(s.endpoint, text);
     void this.files.write(s).catch((e: Error) => this.log.error({ err: e.message }, 'status file write failed'));
   }
 
@@ -147,6 +153,7 @@ export class NodeManager {
   async forget(endpointId: string): Promise<void> {
     await this.leave(endpointId);
     this.statuses.delete(endpointId);
+    this.written.delete(endpointId);
     await this.files.remove(endpointId);
   }
 

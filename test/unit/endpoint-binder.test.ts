@@ -139,6 +139,19 @@ describe('endpoint binder', () => {
     binder.stop();
   });
 
+  it('reports endpoints no container lists any more, once they are old enough', async () => {
+    const docker = fakeDocker({ list: [container('c1', {}, 'running', epId(1))] });
+    const { binder, addEp, store } = await setup(docker);
+    await addEp(1);
+    await addEp(2);
+    await addEp(3);
+    store.endpoints.get(epId(2))!.createdAt = new Date(Date.now() - 120_000).toISOString();
+    store.endpoints.get(epId(3))!.createdAt = new Date().toISOString();
+    store.endpoints.get(epId(1))!.createdAt = new Date(Date.now() - 120_000).toISOString();
+    assert.deepEqual(await binder.prime(60_000), [epId(2)], 'listed and fresh endpoints are kept');
+    binder.stop();
+  });
+
   it('forgets destroyed containers and announces kills', async () => {
     const { binder } = await setup(fakeDocker());
     const stopping: string[] = [];
