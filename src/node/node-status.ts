@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir, writeFileAtomic } from '../atomic-file.js';
+import { KeyedMutex } from '../keyed-mutex.js';
 
 export type NodeState =
   | 'waiting-for-container'
@@ -38,13 +39,29 @@ export class StatusFiles {
     this.dir = join(dataDir, 'status');
   }
 
+  private readonly latest = new Map<string, NodeStatus | undefined>();
+  private readonly queue = new KeyedMutex();
+
+  /** Writes are serialised per endpoint and each writes the latest status, so the file never lags. */
   async write(s: NodeStatus): Promise<void> {
-    this.ready ??= ensureDir(this.dir);
-    await this.ready;
-    await writeFileAtomic(join(this.dir, `${s.endpoint}.json`), JSON.stringify(s, null, 2), 0o600);
+    this.latest.set(s.endpoint, s);
+    await this.flush(s.endpoint);
+  }
+
+  private flush(endpoint: string): Promise<void> {
+    return this.queue.run(endpoint, async () => {
+      this.ready ??= ensureDir(this.dir);
+      await this.ready;
+      const s = this.latest.get(endpoint);
+      const file = join(this.dir, `${endpoint}.json`);
+      if (s) await writeFileAtomic(file, JSON.stringify(s, null, 2), 0o600);
+      else await rm(file, { force: true });
+    });
   }
 
   async remove(endpoint: string): Promise<void> {
-    await rm(join(this.dir, `${endpoint}.json`), { force: true });
+    this.latest.set(endpoint, undefined);
+    await this.flush(endpoint);
+    this.latest.delete(endpoint);
   }
 }
