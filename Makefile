@@ -27,6 +27,7 @@ rootfs: build ## assemble the plugin bundle (config.json + rootfs/) offline in p
 	scripts/build-rootfs.sh $(if $(TEST_DOUBLE),--with-test-double) $(BUNDLE)
 
 plugin: rootfs ## docker plugin create $(PLUGIN):latest from the bundle
+	scripts/ensure-docker.sh
 	-docker plugin disable -f $(PLUGIN):latest >/dev/null 2>&1
 	-docker plugin rm -f $(PLUGIN):latest >/dev/null 2>&1
 	docker plugin create $(PLUGIN):latest $(BUNDLE)

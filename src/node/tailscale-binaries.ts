@@ -38,6 +38,6 @@ export async function findTailscale(run: Runner, tsPath: string | undefined, env
   throw new Error(
     tsPath
       ? `no executable tailscale and tailscaled in TS_PATH=${tsPath}; point TS_PATH at the directory that holds both`
-      : `tailscale and tailscaled were found neither in ${BUNDLED_TAILSCALE_DIR} nor on PATH; set TS_PATH to the directory that holds both`,
+      : `tailscale and tailscaled were found neither in ${BUNDLED_TAILSCALE_DIR} nor on PATH; install the plugin from a published image, or rebuild it on a machine with Tailscale installed (make install bundles it), or set TS_PATH to a directory that holds both`,
   );
 }
