@@ -23,8 +23,12 @@ interface Marker {
   updatedAt: string;
 }
 
-/** Builds a node's spec from its endpoint's bound configuration; the network's tags always win. */
-export function nodeSpec(ep: EndpointRecord, net: NetworkRecord): NodeSpec | undefined {
+/**
+ * Builds a node's spec from its endpoint's bound configuration; the network's tags always win.
+ * A node is ephemeral when its network says so or its key does (an OAuth secret's
+ * `?ephemeral=true`); a plain key's own kind cannot be seen from here.
+ */
+export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: string): NodeSpec | undefined {
   const c = ep.config;
   if (!c || !ep.sandboxKey) return undefined;
   return {
@@ -36,7 +40,7 @@ export function nodeSpec(ep: EndpointRecord, net: NetworkRecord): NodeSpec | und
     hostname: c.hostname,
     tags: net.config.tags ?? c.tags,
     loginServer: net.config.loginServer,
-    ephemeral: net.config.ephemeral,
+    ephemeral: net.config.ephemeral || /[?&]ephemeral=true(&|$)/.test(authKey ?? ''),
     service: c.service,
     serve: c.serve,
     direct: c.direct,
@@ -79,7 +83,7 @@ export class NodeManager {
   /** An endpoint is bound and its namespace exists: bring its node up. */
   async ready(ep: EndpointRecord, net: NetworkRecord, opts: { jitterMs?: number } = {}): Promise<void> {
     if (this.sups.has(ep.id)) return;
-    const spec = nodeSpec(ep, net);
+    const spec = nodeSpec(ep, net, net.config.authKey ?? this.settings.authKey);
     if (!spec) return;
     const base: NodeStatus = {
       endpoint: ep.id, network: net.id, container: ep.containerId, containerName: ep.containerName,

@@ -89,3 +89,21 @@ describe('keyed mutex', () => {
     assert.equal(await m.run('x', async () => 7), 7, 'a failure does not poison the key');
   });
 });
+
+describe('node spec', () => {
+  it('lets the network\'s tags win and takes ephemerality from the network or the key', async () => {
+    const { nodeSpec } = await import('../../src/node/node-manager.js');
+    const ep = {
+      id: 'e'.repeat(64), networkId: 'n'.repeat(64), address: '10.0.0.2', prefixLen: 24, hostIf: 'tshx', containerIf: 'tscx', createdAt: '',
+      sandboxKey: '/run/docker/netns/x',
+      config: { hostname: 'web', hostnameSource: 'label' as const, tags: ['tag:mine'], serve: [], direct: true },
+    };
+    const net = { id: 'n'.repeat(64), createdAt: '', subnet: '10.0.0.0/24', gateway: '10.0.0.1', mtu: 1500, config: { ephemeral: false, mtu: 1500 } };
+    assert.deepEqual(nodeSpec(ep, net)?.tags, ['tag:mine']);
+    assert.deepEqual(nodeSpec(ep, { ...net, config: { ...net.config, tags: ['tag:net'] } })?.tags, ['tag:net']);
+    assert.equal(nodeSpec(ep, net, 'tskey-auth-x')?.ephemeral, false);
+    assert.equal(nodeSpec(ep, net, 'tskey-client-x?ephemeral=true&preauthorized=true')?.ephemeral, true);
+    assert.equal(nodeSpec(ep, { ...net, config: { ...net.config, ephemeral: true } })?.ephemeral, true);
+    assert.equal(nodeSpec({ ...ep, sandboxKey: undefined }, net), undefined, 'not joined: no node');
+  });
+});
