@@ -62,6 +62,10 @@ export class Driver {
     const pool = v4[0]!;
     const gateway = pool.Gateway?.split('/')[0];
     if (!gateway) throw invalid('tslink: the network has no IPv4 gateway address; give --gateway or let Docker choose one');
+    const prefixLen = Number(pool.Pool.split('/')[1]);
+    if (!(prefixLen >= 1 && prefixLen <= 30)) {
+      throw invalid(`tslink: subnet ${pool.Pool} is too small or not IPv4; give a --subnet from /1 to /30 (the gateway and each container need an address)`);
+    }
     const rec: NetworkRecord = {
       id,
       createdAt: new Date().toISOString(),

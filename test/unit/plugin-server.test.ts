@@ -140,6 +140,8 @@ describe('plugin server', () => {
     const two = createNetworkBody();
     two.IPv4Data.push({ AddressSpace: 'x', Gateway: '10.0.0.1/24', Pool: '10.0.0.0/24' });
     assert.match(String((await call('NetworkDriver.CreateNetwork', two)).body['Err']), /exactly one IPv4 subnet, got 2/);
+    const tiny = { ...createNetworkBody(), IPv4Data: [{ AddressSpace: 'x', Gateway: '10.0.0.1/32', Pool: '10.0.0.1/32' }] };
+    assert.match(String((await call('NetworkDriver.CreateNetwork', tiny)).body['Err']), /subnet 10\.0\.0\.1\/32 is too small .* \/1 to \/30/);
   });
 
   it('answers a host failure in Join with a 500 that says what failed', async () => {
