@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { childEnv, type Runner } from '../exec.js';
 import { localSandboxPath } from '../netns.js';
+import { ROUTE_PROTO } from '../host-network.js';
 import type { Settings } from '../grammar.js';
 import type { Logger } from '../log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state-store.js';
@@ -14,6 +15,8 @@ import { TailscaleCli } from './tailscale-cli.js';
 import type { TailscaleBinaries } from './tailscale-binaries.js';
 
 const MARKER = 'tslink-node.json';
+const TAILNET_V4 = '100.64.0.0/10';
+const TAILNET_V6 = 'fd7a:115c:a1e0::/48';
 const short = (id: string): string => id.slice(0, 12);
 
 interface Marker {
@@ -69,6 +72,21 @@ export class NodeManager {
     return join(this.settings.dataDir, 'by-hostname', hostname);
   }
 
+  /**
+   * Tailnet ranges unreachable in the container's main table: tailscaled routes them in its own
+   * table (looked up first), and while it is down they must not leak out through the default
+   * route to the host, whose own Tailscale would carry them.
+   */
+  private async blockTailnetOutsideTailscale(netns: string): Promise<void> {
+    const r = await this.run('nsenter', [`--net=${netns}`, 'ip', '-force', '-batch', '-'], {
+      input: `route replace unreachable ${TAILNET_V4} proto ${ROUTE_PROTO}\nroute replace unreachable ${TAILNET_V6} proto ${ROUTE_PROTO}\n`,
+    });
+    // IPv6 may be off in the container (line 2 fails then); the IPv4 route must exist.
+    if (r.code !== 0 && /Command failed -:1$/m.test(r.stderr)) {
+      throw new Error(`ip route in the container: ${r.stderr.trim()}`);
+    }
+  }
+
   private readonly written = new Map<string, string>();
 
   /** Keeps the latest status; the file is rewritten only when it changed (polls mostly do not). */
@@ -101,6 +119,7 @@ export class NodeManager {
       {
         spawnDaemon: (args) =>
           spawn('nsenter', [`--net=${localSandboxPath(spec.sandboxKey, this.settings.hostDockerRun)}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
+        prepareNamespace: () => this.blockTailnetOutsideTailscale(localSandboxPath(spec.sandboxKey, this.settings.hostDockerRun)),
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,
         onStatus: (s) => this.record(s),

@@ -37,6 +37,8 @@ export interface NodePaths {
 
 export interface SupervisorDeps {
   spawnDaemon(args: string[]): ChildProcess;
+  /** Readies the container's namespace before each daemon start (best effort). */
+  prepareNamespace?(): Promise<void>;
   cli: TailscaleCli;
   /** The key to log in with, read only when the state has no login. */
   authKey(): string | undefined;
@@ -146,6 +148,9 @@ export class NodeSupervisor {
     await mkdir(this.paths.runDir, { recursive: true, mode: 0o700 });
     await this.killLeftover();
     await rm(this.paths.socket, { force: true });
+    await this.deps.prepareNamespace?.().catch((e: Error) =>
+      this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: e.message }, 'could not make tailnet ranges unreachable in the container'),
+    );
     const child = this.deps.spawnDaemon([
       `--statedir=${this.paths.stateDir}`,
       `--socket=${this.paths.socket}`,

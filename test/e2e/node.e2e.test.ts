@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, percentile, pluginCall,
+  DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, percentile, pluginCall, sh,
   tailscaleAddress, uniq, waitFor,
 } from './harness.js';
 
@@ -114,7 +114,11 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
       startedAtOf.set(id, Date.parse(await mustDocker('inspect', '-f', '{{.State.StartedAt}}', name)));
       addresses.add(addr);
       assert.match(addr, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./);
-      if (i === 0) await waitState(name, 'running');
+      if (i === 0) {
+        await waitState(name, 'running');
+        const routes = (await sh('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', 'route'])).stdout;
+        assert.match(routes, /unreachable 100\.64\.0\.0\/10/, 'tailnet traffic cannot leak out through the default route');
+      }
       await mustDocker('rm', '-f', name);
       containers.splice(containers.indexOf(name), 1);
     }
