@@ -17,6 +17,11 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
+/** One numeric field from the plugin's JSON log lines that contain `marker`. */
+function logNumbers(lines: string[], marker: string, field: string): number[] {
+  return lines.filter((l) => l.includes(marker)).map((l) => Number((JSON.parse(l) as Record<string, unknown>)[field]));
+}
+
 async function main(): Promise<void> {
   const plugin = new PluginProcess(undefined, { TS_PATH: DOUBLE_DIR, LOG_LEVEL: 'debug' });
   await plugin.start();
@@ -45,18 +50,9 @@ async function main(): Promise<void> {
       await mustDocker('run', '-d', '--name', c, '--network', tsnet, '--label', `tslink.hostname=join-${i % 10}`, IMAGE, 'sleep', '60');
       await mustDocker('rm', '-f', c);
     }
-    const joins = plugin
-      .log()
-      .slice(before)
-      .split('\n')
-      .filter((l) => l.includes('"call":"/NetworkDriver.Join"'))
-      .map((l) => (JSON.parse(l) as { ms: number }).ms);
-    const ready = plugin
-      .log()
-      .slice(before)
-      .split('\n')
-      .filter((l) => l.includes('"endpoint ready for tailscale"'))
-      .map((l) => (JSON.parse(l) as { sinceJoinMs: number }).sinceJoinMs);
+    const lines = plugin.log().slice(before).split('\n');
+    const joins = logNumbers(lines, '"call":"/NetworkDriver.Join"', 'ms');
+    const ready = logNumbers(lines, '"endpoint ready for tailscale"', 'sinceJoinMs');
     const result = {
       engine: ENGINE,
       engineVersion: await mustDocker('version', '--format', '{{.Server.Version}}'),

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EndpointRecord } from '../../src/state-store.js';
-import { ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, restartEngine, uniq, waitFor, percentile } from './harness.js';
+import { ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, restartEngine, startEvents, uniq, waitFor, percentile } from './harness.js';
 
 const skip = await e2eSkipReason();
 
@@ -50,12 +50,7 @@ describe(`binding endpoints to containers on Docker ${ENGINE}`, { skip }, () => 
 
     // "Its start" is the container's start event: on 28.5 State.StartedAt is stamped before the
     // daemon even sets up networking, so under a burst it measures Docker's own queue.
-    const startEvents = new Map<string, number>();
-    const evs = await mustDocker('events', '--since', String(t0), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=container', '--filter', 'event=start', '--format', '{{.Actor.ID}} {{.TimeNano}}');
-    for (const line of evs.split('\n')) {
-      const [id, ns] = line.split(' ');
-      if (id && ns) startEvents.set(id, Number(BigInt(ns) / 1_000_000n));
-    }
+    const starts = await startEvents(t0);
     const lags: number[] = [];
     const lagsFromStartedAt: number[] = [];
     for (const c of [...burst, ...late]) {
@@ -67,7 +62,7 @@ describe(`binding endpoints to containers on Docker ${ENGINE}`, { skip }, () => 
       assert.equal(rec.containerId, info.id, `${c.name} is bound to its own container`);
       assert.equal(rec.config?.hostname, c.host, `${c.name} got its own hostname`);
       assert.deepEqual(rec.config?.tags, c.name.includes('burst') ? ['tag:burst'] : []);
-      const from = connectedAt.get(c.name) ?? startEvents.get(info.id);
+      const from = connectedAt.get(c.name) ?? starts.get(info.id);
       assert.ok(from, `start of ${c.name} known`);
       const lag = Date.parse(rec.boundAt ?? '') - from;
       lags.push(lag);

@@ -178,3 +178,14 @@ export async function tailscaleAddress(pid: string): Promise<string | undefined>
 }
 
 export const DOUBLE_DIR = join(ROOT, 'test/double');
+
+/** Container ID → time (ms) of its `start` event, from Docker's event log since `sinceSec`. */
+export async function startEvents(sinceSec: number): Promise<Map<string, number>> {
+  const out = await mustDocker('events', '--since', String(sinceSec), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=container', '--filter', 'event=start', '--format', '{{.Actor.ID}} {{.TimeNano}}');
+  const m = new Map<string, number>();
+  for (const line of out.split('\n')) {
+    const [id, ns] = line.split(' ');
+    if (id && ns) m.set(id, Number(BigInt(ns) / 1_000_000n));
+  }
+  return m;
+}

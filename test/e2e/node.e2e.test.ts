@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, percentile, pluginCall, sh,
+  DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, percentile, pluginCall, sh, startEvents,
   tailscaleAddress, uniq, waitFor,
 } from './harness.js';
 
@@ -244,16 +244,6 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     assert.ok(!String(out['lastError']).includes(NET_KEY));
   });
 });
-
-async function startEvents(sinceSec: number): Promise<Map<string, number>> {
-  const out = await mustDocker('events', '--since', String(sinceSec), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=container', '--filter', 'event=start', '--format', '{{.Actor.ID}} {{.TimeNano}}');
-  const m = new Map<string, number>();
-  for (const line of out.split('\n')) {
-    const [id, ns] = line.split(' ');
-    if (id && ns) m.set(id, Number(BigInt(ns) / 1_000_000n));
-  }
-  return m;
-}
 
 function walk(dir: string): string[] {
   const out: string[] = [];
