@@ -15,8 +15,4 @@ export class KeyedMutex {
     });
     return next;
   }
-
-  get size(): number {
-    return this.tails.size;
-  }
 }

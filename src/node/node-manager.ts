@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { childEnv, type Runner } from '../exec.js';
 import { localSandboxPath } from '../netns.js';
 import { ROUTE_PROTO } from '../host-network.js';
-import type { Settings } from '../grammar.js';
+import { effectiveTags, overriddenTags, type Settings } from '../grammar.js';
 import type { Logger } from '../log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state-store.js';
 import { IdentityLocks } from './identity-locks.js';
@@ -41,7 +41,7 @@ export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: strin
     containerName: ep.containerName,
     sandboxKey: ep.sandboxKey,
     hostname: c.hostname,
-    tags: net.config.tags ?? c.tags,
+    tags: effectiveTags(net.config, c),
     loginServer: net.config.loginServer,
     ephemeral: net.config.ephemeral || /[?&]ephemeral=true(&|$)/.test(authKey ?? ''),
     service: c.service,
@@ -103,6 +103,10 @@ export class NodeManager {
     if (this.sups.has(ep.id)) return;
     const spec = nodeSpec(ep, net, net.config.authKey ?? this.settings.authKey);
     if (!spec) return;
+    const dropped = ep.config ? overriddenTags(net.config, ep.config) : [];
+    if (dropped.length) {
+      this.log.warn({ endpoint: short(ep.id), container: ep.containerName, dropped, tags: spec.tags }, 'the network sets the tags: the container\'s own tslink.tags are not used');
+    }
     const base: NodeStatus = {
       endpoint: ep.id, network: net.id, container: ep.containerId, containerName: ep.containerName,
       state: 'failed', since: new Date().toISOString(), hostname: spec.hostname, tailscaleIPs: [], restarts: 0,

@@ -123,12 +123,6 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 let seq = 0;
 export const uniq = (prefix: string): string => `${prefix}-${process.pid}-${++seq}`;
 
-/** Runs a command in a container's network namespace from the host (nsenter by PID). */
-export async function inContainerNs(container: string, cmd: string[]): Promise<Sh> {
-  const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', container);
-  return sh('nsenter', [`--net=/proc/${pid}/ns/net`, ...cmd]);
-}
-
 /** Every tslink object on the host: links, routes with our protocol, iptables chains. */
 export async function tslinkHostObjects(): Promise<string[]> {
   const found: string[] = [];
