@@ -38,8 +38,13 @@ enable: ## set TS_AUTHKEY (if given) and enable $(PLUGIN):latest
 	docker plugin enable $(PLUGIN):latest
 
 install: plugin enable ## the one-command install: build, create, enable, and a demo network "tsnet"
+ifneq ($(TS_AUTHKEY),)
 	docker network inspect tsnet >/dev/null 2>&1 || docker network create -d $(PLUGIN):latest tsnet
 	@echo "tslink installed. Try: docker run -d --network tsnet --label tslink.hostname=hello nginx:alpine"
+else
+	@echo "tslink installed without a default key: create networks with"
+	@echo "  docker network create -d $(PLUGIN):latest --opt tslink.authkey=tskey-auth-... tsnet"
+endif
 
 push: rootfs ## docker plugin create + push $(REGISTRY)/$(PLUGIN):$(VERSION)
 	-docker plugin rm -f $(REGISTRY)/$(PLUGIN):$(VERSION) >/dev/null 2>&1
