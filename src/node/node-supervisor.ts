@@ -69,7 +69,8 @@ export const DEFAULT_SUPERVISOR_OPTIONS: SupervisorOptions = {
 /** Failures that a retry cannot mend: say so and stop, instead of hammering the control server. */
 function classifyUpFailure(text: string): { state: NodeState; permanent: boolean } {
   if (/invalid key|key (has )?expired|not valid|unauthori[sz]ed|backend error/i.test(text)) return { state: 'logged-out', permanent: true };
-  if (/needs? ?login|NeedsLogin|To authenticate, visit|NeedsMachineAuth/i.test(text)) return { state: 'logged-out', permanent: true };
+  // In text mode the real CLI says "To approve your machine, visit (as admin)" for NeedsMachineAuth.
+  if (/needs? ?login|NeedsLogin|To authenticate, visit|NeedsMachineAuth|To approve your machine/i.test(text)) return { state: 'logged-out', permanent: true };
   if (/invalid (hostname|tag)|tag:.*invalid|is not a valid/i.test(text)) return { state: 'failed', permanent: true };
   return { state: 'retrying', permanent: false };
 }

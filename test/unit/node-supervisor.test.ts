@@ -132,6 +132,14 @@ describe('node supervisor', () => {
     await t.sup.stop({ logout: false });
   });
 
+  it('reports a node waiting for an admin\'s approval as logged-out with the CLI\'s words', async () => {
+    const t = setup({ backend: 'NeedsLogin', up: { code: 1, stdout: '', stderr: 'To approve your machine, visit (as admin):\n\n\thttps://login.example/admin/machines\n\ntimeout waiting for Tailscale service to enter a Running state; last state: NeedsMachineAuth' } });
+    t.sup.start();
+    await t.until('logged-out', () => t.sup.status.state === 'logged-out');
+    assert.match(t.sup.status.lastError ?? '', /To approve your machine/);
+    await t.sup.stop({ logout: false });
+  });
+
   it('restarts a crashing daemon with backoff and calls a crash loop failed', async () => {
     const t = setup({ backend: 'Running', crashAfterMs: 30 });
     t.sup.start();
