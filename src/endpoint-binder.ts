@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ContainerSummary, DockerApi } from './docker-api.js';
 import type { DockerEvent } from './docker-events.js';
 import { invalid } from './errors.js';
-import { parseContainerLabels, type ContainerConfig } from './grammar.js';
+import { parseContainerLabels } from './grammar.js';
 import type { Logger } from './log.js';
 import { localSandboxPath, mountPoints, resolveSandboxPath } from './netns.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from './state-store.js';
@@ -308,5 +308,3 @@ export class EndpointBinder extends EventEmitter {
     }
   }
 }
-
-export type { ContainerConfig };
