@@ -10,48 +10,85 @@ sid=$cache/engines/28.5
 mkdir -p "$cache/engines"
 export DEBIAN_FRONTEND=noninteractive
 apt=(apt-get -q -o DPkg::Lock::Timeout=300) # other sessions may be holding apt's lock
+# Where apt keeps its sources and pins: apt-config honours APT_CONFIG, so the provisioning test can
+# run this script against throwaway lists and sources without touching the machine's own.
+eval "$(apt-config shell SOURCE_LIST Dir::Etc::sourcelist/f SOURCE_PARTS Dir::Etc::sourceparts/d PREF_PARTS Dir::Etc::preferencesparts/d)"
+say() { echo "provision: $*"; }
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# known PKG [SUITE]: the package lists offer PKG (from SUITE, when given). `apt-cache show pkg/suite`
+# exits 0 even when the suite is missing, so this reads madison's table instead of an exit code.
+known() {
+  apt-cache madison "$1" 2>/dev/null |
+    awk -F'|' -v s="${2:-}" '{ split($3, w, " "); split(w[2], r, "/") } s == "" || r[1] == s { f = 1 } END { exit !f }'
+}
+lists_updated=0
+update_lists() { # update_lists WHY: at most one `apt-get update` per set of sources
+  ((lists_updated)) && return 0
+  say "apt-get update ($1)"
+  "${apt[@]}" update
+  lists_updated=1
+}
 
 need=()
 for p in docker.io containerd runc busybox-static iptables iproute2 util-linux docker-registry; do
   installed "$p" || need+=("$p")
 done
 if ((${#need[@]})); then
-  echo "provision: installing ${need[*]}"
+  say "to install from the system's suites: ${need[*]}"
   # Without systemd, postinst scripts start dockerd and the registry through init.d; engine.sh runs
   # its own engines, so a temporary policy-rc.d vetoes that (an existing one already does).
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
-  # A fresh machine may have no package lists, or stale ones: refresh only when install fails.
+  for p in "${need[@]}"; do known "$p" || { update_lists "the package lists do not offer $p"; break; }; done
+  # Lists that offer every package can still be stale (their files gone from the mirror): an
+  # install that fails on them is retried once after an update.
   "${apt[@]}" install -y --no-install-recommends "${need[@]}" ||
-    { "${apt[@]}" update && "${apt[@]}" install -y --no-install-recommends "${need[@]}"; }
+    { ((lists_updated == 0)) && update_lists "install failed on the current lists" &&
+      "${apt[@]}" install -y --no-install-recommends "${need[@]}"; }
+else
+  say "system packages: all installed"
 fi
 
 # Docker 28.5 from sid, only downloaded and unpacked. sid is pinned at priority 1, so apt never
 # takes anything from it unless asked by name (pkg/sid): the system is not upgraded.
 if [ ! -x "$sid/usr/sbin/dockerd" ] || [ ! -x "$sid/usr/bin/docker" ] || [ ! -x "$sid/usr/bin/containerd" ] ||
    [ ! -x "$sid/usr/libexec/docker/cli-plugins/docker-compose" ]; then
-  if [ ! -f /etc/apt/sources.list.d/tslink-sid.sources ]; then
-    # Same mirror as bookworm: it is the one this machine can reach.
-    uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/debian\/?$/{print $2; exit}')
-    [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $2 ~ /debian\/?$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  say "Docker 28.5 is not unpacked in $sid: fetching it from sid"
+  if [ ! -f "$SOURCE_PARTS/tslink-sid.sources" ]; then
+    # Same mirror as the system's Debian suites: it is the one this machine can reach.
+    uri=$(grep -h '^URIs:' "$SOURCE_PARTS"/*.sources 2>/dev/null | awk '$2 ~ /debian\/?$/ {print $2; exit}')
+    [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $2 ~ /debian\/?$/ {print $2; exit}' "$SOURCE_LIST" 2>/dev/null)
     [ -n "$uri" ] || { echo "provision: no Debian mirror configured in apt's sources" >&2; exit 1; }
+    say "adding sid ($uri) at pin priority 1"
     printf 'Types: deb\nURIs: %s\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$uri" >/etc/apt/sources.list.d/tslink-sid.sources
-    printf 'Package: *\nPin: release n=sid\nPin-Priority: 1\n' >/etc/apt/preferences.d/tslink-sid
+      "$uri" >"$SOURCE_PARTS/tslink-sid.sources"
+    mkdir -p "$PREF_PARTS"
+    printf 'Package: *\nPin: release n=sid\nPin-Priority: 1\n' >"$PREF_PARTS/tslink-sid"
+    lists_updated=0 # a new source: an update made before it did not fetch it
   fi
-  apt-cache show docker.io/sid >/dev/null 2>&1 || "${apt[@]}" update
+  if known docker.io sid && known containerd sid && known docker-compose sid; then
+    say "the package lists offer sid's docker.io, containerd and docker-compose"
+  else
+    update_lists "the package lists do not offer sid's docker.io"
+    known docker.io sid || { echo "provision: sid's docker.io is not offered even after apt-get update" >&2; exit 1; }
+  fi
   # sid splits the client into docker-cli; sid's runc is left out on purpose (needs a newer glibc).
   pkgs=(docker.io/sid containerd/sid docker-compose/sid)
-  apt-cache show docker-cli/sid >/dev/null 2>&1 && pkgs+=(docker-cli/sid)
+  known docker-cli sid && pkgs+=(docker-cli/sid)
+  # A run that failed halfway leaves only .download.* directories: they are never taken for done.
+  rm -rf "$cache/engines"/.download.*
   tmp=$(mktemp -d "$cache/engines/.download.XXXXXX")
   # The sandbox user _apt cannot write into a private cache directory, so root downloads.
-  (cd "$tmp" && "${apt[@]}" -o APT::Sandbox::User=root download "${pkgs[@]}")
+  download() { (cd "$tmp" && "${apt[@]}" -o APT::Sandbox::User=root download "${pkgs[@]}"); }
+  download || { ((lists_updated == 0)) && update_lists "download failed on the current lists" && download; } ||
+    { echo "provision: could not download ${pkgs[*]}" >&2; exit 1; }
   for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
   rm -rf "$sid" && mv "$tmp/root" "$sid" && rm -rf "$tmp"
+else
+  say "Docker 28.5 already unpacked in $sid"
 fi
 # docker-init links to sid's tini, which is not unpacked; without the dangling link dockerd finds
 # bookworm's.
