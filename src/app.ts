@@ -1,21 +1,21 @@
 import Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
-import { dockerodeApi } from './docker-api.js';
-import { EventsWatcher } from './docker-events.js';
-import { Driver } from './driver.js';
-import { EndpointBinder } from './endpoint-binder.js';
-import { childEnv, runCommand } from './exec.js';
-import type { Settings } from './grammar.js';
-import { IprouteHostNetwork } from './host-network.js';
-import { reconcileHost } from './host-reconciler.js';
-import type { Logger } from './log.js';
-import { NodeManager } from './node/node-manager.js';
+import { dockerodeApi } from './docker/api.js';
+import { EventsWatcher } from './docker/events.js';
+import { Driver } from './driver/driver.js';
+import { EndpointBinder } from './docker/binder.js';
+import { childEnv, runCommand } from './util/exec.js';
+import type { Settings } from './config/grammar.js';
+import { IprouteHostNetwork } from './host/network.js';
+import { reconcileHost } from './host/reconciler.js';
+import type { Logger } from './util/log.js';
+import { NodeManager } from './node/manager.js';
 import { findTailscale } from './node/tailscale-binaries.js';
 import { DEFAULT_RESTART_POLICY } from './node/restart-policy.js';
-import { buildServer } from './plugin-server.js';
-import { claimSocketPath, restrictSocket } from './plugin-socket.js';
-import { StateStore } from './state-store.js';
-import type { EndpointRecord, NetworkRecord } from './state-store.js';
+import { buildServer } from './driver/server.js';
+import { claimSocketPath, restrictSocket } from './driver/socket.js';
+import { StateStore } from './state/store.js';
+import type { EndpointRecord, NetworkRecord } from './state/store.js';
 
 export interface App {
   server: FastifyInstance;

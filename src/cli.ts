@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { startApp } from './app.js';
-import { parseSettings } from './grammar.js';
-import { createLogger } from './log.js';
+import { parseSettings } from './config/grammar.js';
+import { createLogger } from './util/log.js';
 
 const USAGE = `usage: tslink serve
 

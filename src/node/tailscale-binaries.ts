@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import type { Runner } from '../exec.js';
+import type { Runner } from '../util/exec.js';
 
 /** Where the plugin image bundles Tailscale (see plugin/Dockerfile and scripts/build-rootfs.sh). */
 export const BUNDLED_TAILSCALE_DIR = '/usr/lib/tslink/tailscale';

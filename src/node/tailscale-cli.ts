@@ -1,5 +1,5 @@
-import type { RunResult, Runner } from '../exec.js';
-import type { ServeRule } from '../grammar.js';
+import type { RunResult, Runner } from '../util/exec.js';
+import type { ServeRule } from '../config/grammar.js';
 
 /** What `tailscale up` is told: always the full intended set (with --reset), never the key itself. */
 export interface UpSettings {

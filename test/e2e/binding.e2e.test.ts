@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EndpointRecord } from '../../src/state-store.js';
+import type { EndpointRecord } from '../../src/state/store.js';
 import { ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, restartEngine, startEvents, uniq, waitFor, percentile } from './harness.js';
 
 const skip = await e2eSkipReason();

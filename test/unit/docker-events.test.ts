@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { EventsWatcher, sinceCursor, type DockerEvent } from '../../src/docker-events.js';
-import { fullJitterDelay } from '../../src/backoff.js';
+import { EventsWatcher, sinceCursor, type DockerEvent } from '../../src/docker/events.js';
+import { fullJitterDelay } from '../../src/util/backoff.js';
 import { captureLogger } from './fakes.js';
 
 const ev = (id: string, timeNano: bigint, action = 'create'): string =>

@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ContainerSummary, DockerApi, NetworkSnapshot } from '../../src/docker-api.js';
-import { EndpointBinder } from '../../src/endpoint-binder.js';
-import { linkNames } from '../../src/host-network.js';
-import { StateStore, type EndpointRecord, type NetworkRecord } from '../../src/state-store.js';
+import type { ContainerSummary, DockerApi, NetworkSnapshot } from '../../src/docker/api.js';
+import { EndpointBinder } from '../../src/docker/binder.js';
+import { linkNames } from '../../src/host/network.js';
+import { StateStore, type EndpointRecord, type NetworkRecord } from '../../src/state/store.js';
 import { captureLogger, tempDir } from './fakes.js';
 
 const NET = 'n'.repeat(64);

@@ -20,7 +20,7 @@ import {
   type Proto,
   type ServeRule,
   type Settings,
-} from '../../src/grammar.js';
+} from '../../src/config/grammar.js';
 
 const EP = '0123456789abcdef'.repeat(4);
 const CTX = { containerName: '/web_1', endpointId: EP };

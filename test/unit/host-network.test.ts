@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RunOptions, Runner } from '../../src/exec.js';
-import { IprouteHostNetwork, linkNames } from '../../src/host-network.js';
-import type { EndpointRecord, NetworkRecord } from '../../src/state-store.js';
+import type { RunOptions, Runner } from '../../src/util/exec.js';
+import { IprouteHostNetwork, linkNames } from '../../src/host/network.js';
+import type { EndpointRecord, NetworkRecord } from '../../src/state/store.js';
 
 interface Call {
   cmd: string;
@@ -109,7 +109,7 @@ describe('host network', () => {
 
 describe('subnet halves', () => {
   it('splits a subnet into the two routes that outrank its on-link route', async () => {
-    const { subnetHalves } = await import('../../src/ipv4.js');
+    const { subnetHalves } = await import('../../src/host/ipv4.js');
     assert.deepEqual(subnetHalves('172.18.0.0/16'), ['172.18.0.0/17', '172.18.128.0/17']);
     assert.deepEqual(subnetHalves('10.213.0.0/24'), ['10.213.0.0/25', '10.213.0.128/25']);
     assert.deepEqual(subnetHalves('10.0.0.7/30'), ['10.0.0.4/31', '10.0.0.6/31']);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { RestartPolicy } from '../../src/node/restart-policy.js';
 import { IdentityLocks } from '../../src/node/identity-locks.js';
 import { serveArgs, upArgs } from '../../src/node/tailscale-cli.js';
-import { KeyedMutex } from '../../src/keyed-mutex.js';
+import { KeyedMutex } from '../../src/util/keyed-mutex.js';
 
 describe('restart policy', () => {
   it('doubles from 100 ms to 30 s', () => {
@@ -92,7 +92,7 @@ describe('keyed mutex', () => {
 
 describe('node spec', () => {
   it('lets the network\'s tags win and takes ephemerality from the network or the key', async () => {
-    const { nodeSpec } = await import('../../src/node/node-manager.js');
+    const { nodeSpec } = await import('../../src/node/manager.js');
     const ep = {
       id: 'e'.repeat(64), networkId: 'n'.repeat(64), address: '10.0.0.2', prefixLen: 24, hostIf: 'tshx', containerIf: 'tscx', createdAt: '',
       sandboxKey: '/run/docker/netns/x',

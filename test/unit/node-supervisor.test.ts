@@ -6,10 +6,10 @@ import { createServer, type Server } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { RunResult, Runner } from '../../src/exec.js';
-import { NodeSupervisor, type NodeSpec } from '../../src/node/node-supervisor.js';
+import type { RunResult, Runner } from '../../src/util/exec.js';
+import { NodeSupervisor, type NodeSpec } from '../../src/node/supervisor.js';
 import { TailscaleCli } from '../../src/node/tailscale-cli.js';
-import type { NodeStatus } from '../../src/node/node-status.js';
+import type { NodeStatus } from '../../src/node/status.js';
 import { captureLogger, tempDir } from './fakes.js';
 
 /** A tailscaled stand-in: serves its --socket until killed; `crashAfterMs` makes it exit. */

@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Driver } from '../../src/driver.js';
-import { buildServer, CONTENT_TYPE } from '../../src/plugin-server.js';
-import { StateStore } from '../../src/state-store.js';
+import { Driver } from '../../src/driver/driver.js';
+import { buildServer, CONTENT_TYPE } from '../../src/driver/server.js';
+import { StateStore } from '../../src/state/store.js';
 import { testSettings, FakeHostNetwork, KEY, NET_ID, EP_ID, captureLogger, createNetworkBody, tempDir } from './fakes.js';
 
 const CALLS = [

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
-import type { ContainerSummary, DockerApi } from './docker-api.js';
-import type { DockerEvent } from './docker-events.js';
-import { invalid } from './errors.js';
-import { parseContainerLabels } from './grammar.js';
-import type { Logger } from './log.js';
-import { localSandboxPath, mountPoints, resolveSandboxPath } from './netns.js';
-import type { EndpointRecord, NetworkRecord, StateStore } from './state-store.js';
-import { within } from './timeout.js';
+import type { ContainerSummary, DockerApi } from './api.js';
+import type { DockerEvent } from './events.js';
+import { invalid } from '../driver/errors.js';
+import { parseContainerLabels } from '../config/grammar.js';
+import type { Logger } from '../util/log.js';
+import { localSandboxPath, mountPoints, resolveSandboxPath } from '../host/netns.js';
+import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
+import { within } from '../util/timeout.js';
 
 export interface KnownContainer {
   name: string;

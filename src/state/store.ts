@@ -1,8 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDir, readJsonDir, writeFileAtomic } from './atomic-file.js';
-import { KeyedMutex } from './keyed-mutex.js';
-import type { ContainerConfig, NetworkConfig } from './grammar.js';
+import { ensureDir, readJsonDir, writeFileAtomic } from '../util/atomic-file.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import type { ContainerConfig, NetworkConfig } from '../config/grammar.js';
 
 export interface NetworkRecord {
   id: string;

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { fullJitterDelay } from './backoff.js';
-import type { Logger } from './log.js';
+import { fullJitterDelay } from '../util/backoff.js';
+import type { Logger } from '../util/log.js';
 
 export interface DockerEvent {
   Type: string;

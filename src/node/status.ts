@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDir, writeFileAtomic } from '../atomic-file.js';
-import { KeyedMutex } from '../keyed-mutex.js';
+import { ensureDir, writeFileAtomic } from '../util/atomic-file.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
 
 export type NodeState =
   | 'waiting-for-container'

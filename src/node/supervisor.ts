@@ -2,13 +2,13 @@ import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../log.js';
-import { scrubSecrets } from '../log.js';
-import type { ServeRule } from '../grammar.js';
+import type { Logger } from '../util/log.js';
+import { scrubSecrets } from '../util/log.js';
+import type { ServeRule } from '../config/grammar.js';
 import { RestartPolicy, type RestartPolicyOptions, DEFAULT_RESTART_POLICY } from './restart-policy.js';
 import { RotatingLog } from './rotating-log.js';
 import { CliError, serveArgs, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
-import type { NodeState, NodeStatus } from './node-status.js';
+import type { NodeState, NodeStatus } from './status.js';
 
 export const WIREGUARD_PORT = 41641;
 

@@ -2,8 +2,8 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { DriverError, invalid } from './errors.js';
 import type { Driver } from './driver.js';
-import type { Logger } from './log.js';
-import { scrubSecrets } from './log.js';
+import type { Logger } from '../util/log.js';
+import { scrubSecrets } from '../util/log.js';
 import { schemas } from './protocol.js';
 import type * as P from './protocol.js';
 

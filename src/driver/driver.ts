@@ -1,11 +1,11 @@
-import type { Logger } from './log.js';
-import type { HostNetwork } from './host-network.js';
-import { linkNames } from './host-network.js';
+import type { Logger } from '../util/log.js';
+import type { HostNetwork } from '../host/network.js';
+import { linkNames } from '../host/network.js';
 import { invalid, internal, notFound } from './errors.js';
-import { parseNetworkOptions, type Settings } from './grammar.js';
-import { KeyedMutex } from './keyed-mutex.js';
-import { subnetHalves } from './ipv4.js';
-import type { EndpointRecord, NetworkRecord, StateStore } from './state-store.js';
+import { parseNetworkOptions, type Settings } from '../config/grammar.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import { subnetHalves } from '../host/ipv4.js';
+import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
 import type * as P from './protocol.js';
 
 const short = (id: string): string => id.slice(0, 12);

@@ -1,6 +1,6 @@
-import type { HostNetwork } from './host-network.js';
-import type { Logger } from './log.js';
-import type { StateStore } from './state-store.js';
+import type { HostNetwork } from './network.js';
+import type { Logger } from '../util/log.js';
+import type { StateStore } from '../state/store.js';
 
 /**
  * Brings host networking in line with the persisted state: rules for every known network,

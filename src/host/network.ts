@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { CommandError, mustRun, type Runner } from './exec.js';
-import type { EndpointRecord, NetworkRecord } from './state-store.js';
+import { CommandError, mustRun, type Runner } from '../util/exec.js';
+import type { EndpointRecord, NetworkRecord } from '../state/store.js';
 
 /** Every host-side link tslink makes starts with this; `tsh+` matches them all in iptables. */
 export const HOST_IF_PREFIX = 'tsh';

@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { WATCHED_EVENTS, type OpenEventStream } from './docker-events.js';
+import { WATCHED_EVENTS, type OpenEventStream } from './events.js';
 
 export interface ContainerSummary {
   id: string;

@@ -1,16 +1,16 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../atomic-file.js';
-import { childEnv, type Runner } from '../exec.js';
-import { localSandboxPath } from '../netns.js';
-import { ROUTE_PROTO } from '../host-network.js';
-import { effectiveTags, overriddenTags, type Settings } from '../grammar.js';
-import type { Logger } from '../log.js';
-import type { EndpointRecord, NetworkRecord, StateStore } from '../state-store.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { childEnv, type Runner } from '../util/exec.js';
+import { localSandboxPath } from '../host/netns.js';
+import { ROUTE_PROTO } from '../host/network.js';
+import { effectiveTags, overriddenTags, type Settings } from '../config/grammar.js';
+import type { Logger } from '../util/log.js';
+import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
 import { IdentityLocks } from './identity-locks.js';
-import { StatusFiles, type NodeStatus } from './node-status.js';
-import { NodeSupervisor, type NodeSpec, type SupervisorOptions } from './node-supervisor.js';
+import { StatusFiles, type NodeStatus } from './status.js';
+import { NodeSupervisor, type NodeSpec, type SupervisorOptions } from './supervisor.js';
 import { TailscaleCli } from './tailscale-cli.js';
 import type { TailscaleBinaries } from './tailscale-binaries.js';
 
