@@ -4,6 +4,11 @@ import { dockerodeApi } from './docker/api.js';
 import { EventsWatcher } from './docker/events.js';
 import { Driver } from './driver/driver.js';
 import { EndpointBinder } from './docker/binder.js';
+import { ContainerCache } from './docker/container-cache.js';
+import type { DockerEvent } from './docker/events.js';
+import { stoppingContainer } from './docker/stop-signals.js';
+import { NetnsReadiness } from './host/netns-readiness.js';
+import { shortId } from './util/short-id.js';
 import { childEnv, runCommand } from './util/exec.js';
 import type { Settings } from './config/grammar.js';
 import { IprouteHostNetwork } from './host/network.js';
@@ -15,7 +20,6 @@ import { DEFAULT_RESTART_POLICY } from './node/restart-policy.js';
 import { buildServer } from './driver/server.js';
 import { claimSocketPath, restrictSocket } from './driver/socket.js';
 import { StateStore } from './state/store.js';
-import type { EndpointRecord, NetworkRecord } from './state/store.js';
 
 export interface App {
   server: FastifyInstance;
@@ -38,7 +42,6 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const store = new StateStore(settings.dataDir);
   for (const bad of await store.load()) log.error(bad, 'unreadable state file ignored');
   const host = new IprouteHostNetwork(runCommand);
-  const driver = new Driver(store, host, settings, log);
   // Repair the host before answering Docker, so the first call sees a consistent host.
   await reconcileHost(store, host, log);
 
@@ -47,7 +50,6 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   else log.info({ tailscale: bins.tailscale, version: bins.version }, 'tailscale found');
 
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
-  const binder = new EndpointBinder(store, docker, log, { joinInferenceMs: 200, netnsPollMs: 20, netnsGiveUpMs: 120_000, snapshotPollMs: 50, hostDockerRun: settings.hostDockerRun });
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,
     pollMs: settings.statusPollMs,
@@ -57,31 +59,39 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const collected = await nodes.collectEphemeral(live);
   if (collected.length) log.info({ hostnames: collected }, 'removed state of ephemeral nodes no endpoint uses');
 
-  driver.hooks = {
-    checkJoin: (ep, net) => binder.inferAtJoin(ep, net),
+  // The life of an endpoint, top to bottom: Docker's Join → binder (which container, which
+  // labels, does its namespace exist) → node manager (tailscaled in that namespace).
+  const cache = new ContainerCache(() => docker.listContainers({}));
+  const readiness = new NetnsReadiness({ pollMs: 20, giveUpMs: 120_000, onError: (e) => log.error({ err: e.message }, 'namespace check failed') });
+  const binder = new EndpointBinder(store, docker, cache, readiness, log, {
+    joinCheckMs: 200, snapshotPollMs: 25, unboundGiveUpMs: 10_000, hostDockerRun: settings.hostDockerRun,
+  }, {
+    bound: (ep) => {
+      if (ep.configError) nodes.invalid(ep);
+    },
+    reconfigured: (ep) => nodes.leave(ep.id),
+    ready: (ep, net, recovered) => {
+      const jitterMs = recovered ? Math.floor(Math.random() * RECOVERY_JITTER_MS) : 0;
+      void nodes.ready(ep, net, { jitterMs }).catch((e: Error) => log.error({ endpoint: shortId(ep.id), err: e.message }, 'node start failed'));
+    },
+  });
+  const driver = new Driver(store, host, settings, log, {
+    checkJoin: (ep, net) => binder.checkAtJoin(ep, net),
     joined: (ep) => binder.joined(ep),
     leaving: async (ep) => {
       binder.forget(ep.id);
       await nodes.leave(ep.id);
     },
     deleted: (ep) => nodes.forget(ep.id),
-    operInfo: (ep) => {
-      const s = nodes.statuses.get(ep.id);
-      if (s) return { ...s };
-      if (ep.configError) return { state: 'failed', lastError: ep.configError };
-      return { state: 'waiting-for-container' };
-    },
+    operInfo: (ep) => nodes.operInfo(ep),
+  });
+  const onEvent = async (e: DockerEvent): Promise<void> => {
+    const stopping = stoppingContainer(e);
+    if (stopping) void nodes.stopping(stopping).catch((err: Error) => log.error({ container: shortId(stopping), err: err.message }, 'drain failed'));
+    await binder.onEvent(e);
   };
-  binder.on('ready', (ep: EndpointRecord, net: NetworkRecord, recovered: boolean) => {
-    const jitterMs = recovered ? Math.floor(Math.random() * RECOVERY_JITTER_MS) : 0;
-    void nodes.ready(ep, net, { jitterMs }).catch((e: Error) => log.error({ endpoint: ep.id.slice(0, 12), err: e.message }, 'node start failed'));
-  });
-  binder.on('bound', (ep: EndpointRecord) => {
-    if (ep.configError) nodes.invalid(ep);
-  });
-  binder.on('stopping', (containerId: string) => void nodes.stopping(containerId));
 
-  const watcher = new EventsWatcher(docker.openEvents, (e) => binder.onEvent(e), log, {
+  const watcher = new EventsWatcher(docker.openEvents, onEvent, log, {
     minBackoffMs: settings.eventsMinBackoffMs,
     maxBackoffMs: settings.eventsMaxBackoffMs,
     queueSize: settings.eventsQueueSize,

@@ -1,77 +1,91 @@
-import { EventEmitter } from 'node:events';
-import type { ContainerSummary, DockerApi } from './api.js';
+import type { DockerApi } from './api.js';
+import { isContainerId, type ContainerCache, type KnownContainer } from './container-cache.js';
 import type { DockerEvent } from './events.js';
 import { invalid } from '../driver/errors.js';
 import { parseContainerLabels } from '../config/grammar.js';
-import type { Logger } from '../util/log.js';
-import { localSandboxPath, mountPoints, resolveSandboxPath } from '../host/netns.js';
+import { localSandboxPath } from '../host/netns.js';
+import type { NetnsReadiness } from '../host/netns-readiness.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
+import type { Logger } from '../util/log.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import { Poller } from '../util/poller.js';
+import { shortId } from '../util/short-id.js';
 import { within } from '../util/timeout.js';
 
-export interface KnownContainer {
-  name: string;
-  labels: Record<string, string>;
-}
-
-export type BindVia = 'join' | 'snapshot' | 'event' | 'listing';
+/** Who named the endpoint's container: always Docker (a listing, a network snapshot, an event). */
+export type BindVia = 'snapshot' | 'event' | 'listing';
 
 export interface BinderOptions {
-  /** How long Join may spend inferring its container (facts §1: a snapshot read, ms). */
-  joinInferenceMs: number;
-  /** How often pending endpoints are checked for their network namespace. */
-  netnsPollMs: number;
-  /** After this long without a namespace, an endpoint stops being polled (the reconciler retries). */
-  netnsGiveUpMs: number;
-  /** How often the network snapshot is read for endpoints Join could not bind (0: events only). */
-  snapshotPollMs?: number;
-  mountPoints?: () => Promise<Set<string>>;
+  /** How long Join may spend checking the labels of the container it is probably for (a snapshot read, ms). */
+  joinCheckMs: number;
+  /** How often the network snapshot is read for endpoints Docker has not tied to a container yet. */
+  snapshotPollMs: number;
+  /** How long an endpoint waits for Docker to name its container before the repair loop takes over. */
+  unboundGiveUpMs: number;
+  /** Where Docker's exec root is mounted in a managed plugin (sandbox paths are mapped there). */
   hostDockerRun?: string;
 }
 
-const ATTRIBUTES_NOT_LABELS = new Set(['name', 'image']);
-const STOPPING_SIGNALS = new Set(['2', '3', '9', '15', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGTERM']);
-const short = (id: string): string => id.slice(0, 12);
+export interface BinderCallbacks {
+  /** The endpoint is tied to its container and its labels are parsed (`configError` when invalid). */
+  bound(ep: EndpointRecord): void;
+  /** The endpoint's configuration changed after it was bound (a repair found other labels): stop its node; `ready` follows. */
+  reconfigured(ep: EndpointRecord): Promise<void>;
+  /** Bound to valid configuration and its namespace exists: the node may start. */
+  ready(ep: EndpointRecord, net: NetworkRecord, recovered: boolean): void;
+}
 
 /**
- * Gives each endpoint its container's configuration without ever asking Docker about the
- * container being started: labels come from `create` events and listings, the endpoint–container
- * tie from Join-time inference or the `network connect` event. Emits 'ready' (endpoint, network)
- * once an endpoint is bound to valid configuration and its network namespace exists, and
- * 'stopping' (container ID) when Docker kills or a container dies.
+ * Ties each endpoint to its container, and so to the container's labels, without ever asking
+ * Docker about the container being started (its lock is held while Docker waits on us).
+ *
+ * Only Docker names an endpoint's container: the `EndpointID` in a container listing, a real
+ * 64-hex key in a network snapshot, or the `network connect` event. Snapshots taken during a
+ * Join list the endpoint under a placeholder `ep-<endpointID>`, which is never a container.
+ * Once named, an endpoint's container never changes; a different answer is logged as a bug.
+ * A node starts only from labels Docker gave for that very container (a `create` event or a
+ * listing): while they are unknown the endpoint waits, it is never configured by guesswork.
  */
-export class EndpointBinder extends EventEmitter {
-  readonly containers = new Map<string, KnownContainer>();
-  private readonly netNames = new Map<string, string>();
-  private readonly pending = new Map<string, { since: number; recovered: boolean }>();
+export class EndpointBinder {
+  /** Endpoint → when it started waiting for Docker to name its container. */
+  private readonly unbound = new Map<string, number>();
+  /** Container → endpoints named for it whose labels are not known yet. */
+  private readonly awaitingLabels = new Map<string, Map<string, BindVia>>();
   private readonly emitted = new Set<string>();
-  private timer?: NodeJS.Timeout;
-  private readonly mounts: () => Promise<Set<string>>;
+  private readonly snapshots: Poller;
+  private readonly netNames = new Map<string, string>();
+  private readonly locks = new KeyedMutex();
 
   constructor(
     private readonly store: StateStore,
     private readonly docker: DockerApi,
+    private readonly cache: ContainerCache,
+    private readonly readiness: NetnsReadiness,
     private readonly log: Logger,
     private readonly opts: BinderOptions,
+    private readonly on: BinderCallbacks,
   ) {
-    super();
-    this.mounts = opts.mountPoints ?? (() => mountPoints());
+    this.snapshots = new Poller(opts.snapshotPollMs, () => this.pollSnapshots(), (e) => this.log.warn({ err: e.message }, 'network snapshot read failed'));
   }
 
   /**
-   * Warms the label cache and restores bindings from a full listing (start, reconnect, repair).
-   * Returns the endpoints no container has any more that are older than `orphanAfterMs`: their
-   * containers went away while nobody told us (plugin down, dockerd killed).
+   * Warms the label cache and binds from a full listing (start, reconnect, repair). Returns the
+   * endpoints no container has any more that are older than `orphanAfterMs`: their containers
+   * went away while nobody told us (plugin down, dockerd killed).
    */
   async prime(orphanAfterMs = 60_000): Promise<string[]> {
     const list = await this.docker.listContainers({});
-    for (const c of list) this.remember(c.id, c.name, c.labels);
+    this.cache.rememberAll(list);
     for (const c of list) {
       for (const n of c.networks) {
         const ep = n.endpointId ? this.store.endpoints.get(n.endpointId) : undefined;
-        if (ep && ep.containerId !== c.id) await this.bind(ep.id, c.id, 'listing');
+        if (!ep) continue;
+        if (ep.containerId === c.id && ep.config) await this.refresh(ep, this.cache.get(c.id));
+        else await this.bind(ep.id, c.id, 'listing');
       }
     }
-    for (const ep of this.store.endpoints.values()) this.watchReadiness(ep.id, true);
+    for (const cid of this.awaitingLabels.keys()) await this.labelsKnown(cid);
+    for (const ep of this.store.endpoints.values()) this.watchReadiness(ep, true);
     // A fresh endpoint is listed only once its Join is done, hence the age bound.
     const listed = new Set(list.flatMap((c) => c.networks.map((n) => n.endpointId)).filter(Boolean));
     const now = Date.now();
@@ -84,227 +98,207 @@ export class EndpointBinder extends EventEmitter {
     const attrs = e.Actor.Attributes ?? {};
     if (e.Type === 'container') {
       const id = e.Actor.ID;
-      switch (e.Action) {
-        case 'create':
-          this.remember(id, attrs['name'] ?? '', Object.fromEntries(Object.entries(attrs).filter(([k]) => !ATTRIBUTES_NOT_LABELS.has(k))));
-          break;
-        case 'start':
-          for (const ep of this.endpointsOf(id)) this.watchReadiness(ep.id);
-          this.kick();
-          break;
-        case 'kill':
-          // `docker kill -s HUP` (a reload) is a kill event too: only signals that stop the
-          // container drain it, or a backend that keeps running would stay drained.
-          if (STOPPING_SIGNALS.has(attrs['signal'] ?? '15')) this.emit('stopping', id, e.Action);
-          break;
-        case 'die':
-          this.emit('stopping', id, e.Action);
-          break;
-        case 'destroy':
-          this.containers.delete(id);
-          break;
+      if (e.Action === 'create') {
+        const { name = '', image: _image, ...labels } = attrs;
+        this.cache.remember(id, name, labels);
+        await this.labelsKnown(id);
+      } else if (e.Action === 'start') {
+        for (const ep of this.endpointsOf(id)) this.watchReadiness(ep);
+      } else if (e.Action === 'destroy') {
+        this.cache.forget(id);
+        this.awaitingLabels.delete(id);
       }
     } else if (e.Type === 'network' && e.Action === 'connect') {
       const netId = e.Actor.ID;
       const cid = attrs['container'];
-      if (!cid || !this.store.networks.has(netId)) return;
-      if (this.endpointsOf(cid).some((ep) => ep.networkId === netId)) return; // bound at Join already
-      const snap = await this.docker.inspectNetwork(netId);
-      this.netNames.set(netId, snap.name);
-      for (const [c, epId] of Object.entries(snap.containers)) {
-        const ep = this.store.endpoints.get(epId);
-        if (ep && ep.containerId !== c) await this.bind(epId, c, 'event');
-      }
+      if (!isContainerId(cid) || !this.store.networks.has(netId)) return;
+      if (this.endpointsOf(cid).some((ep) => ep.networkId === netId)) return;
+      await this.readSnapshot(netId, 'event');
     }
   }
 
   /**
-   * Join-time inference (facts §1): the container being joined is one of the `created`
-   * containers that list this network with no endpoint yet; if exactly one, it is this one.
-   * Bounded; on timeout or ambiguity the `network connect` event binds it a moment later.
-   * Throws the grammar's error when the container's labels are invalid, so `docker run` prints it.
+   * Join's early check: when exactly one `created` container lists this network without an
+   * endpoint, this Join is almost surely for it, and if its labels are invalid the Join fails so
+   * `docker run` prints why. This never binds: a `docker network connect` of a running
+   * container looks the same while another container sits created but unstarted.
    */
-  async inferAtJoin(ep: EndpointRecord, net: NetworkRecord): Promise<void> {
-    if (ep.containerId) return;
-    const t0 = performance.now();
+  async checkAtJoin(ep: EndpointRecord, net: NetworkRecord): Promise<void> {
     const ctl = new AbortController();
-    const found = await within(this.opts.joinInferenceMs, this.candidates(net, ctl.signal), ctl).catch((e: Error) => {
-      this.log.debug({ endpoint: short(ep.id), err: e.message }, 'join inference failed');
+    const found = await within(this.opts.joinCheckMs, this.candidates(net, ctl.signal), ctl).catch((e: Error) => {
+      this.log.debug({ endpoint: shortId(ep.id), err: e.message }, 'join check: listing failed');
       return undefined;
     });
-    const ms = Number((performance.now() - t0).toFixed(1));
-    if (!found || found.length !== 1) {
-      this.log.debug({ endpoint: short(ep.id), candidates: found?.length ?? 'timeout', ms }, 'join inference inconclusive; binding from the network snapshot or the connect event');
-      this.awaitSnapshot(ep);
-      return;
+    if (found?.length !== 1) return;
+    const c = found[0]!;
+    const parsed = parseContainerLabels(c.labels, { containerName: c.name, endpointId: ep.id });
+    if (!parsed.ok) {
+      this.log.error({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, err: parsed.message }, 'container labels are invalid: Join refused');
+      throw invalid(parsed.message);
     }
-    const bound = await this.bind(ep.id, found[0]!.id, 'join');
-    this.log.debug({ endpoint: short(ep.id), container: short(found[0]!.id), ms }, 'join inference bound the endpoint');
-    if (bound?.configError) throw invalid(bound.configError);
   }
 
-  /** After Join: the endpoint may be bound already (inference), so start looking for its namespace. */
+  /** Join has answered: look for the container Docker ties to the endpoint. */
   joined(ep: EndpointRecord): void {
-    this.watchReadiness(ep.id);
-  }
-
-  // Endpoints Join could not bind, by network. Docker lists the endpoint with its container in
-  // the network snapshot as soon as the sandbox joined, which is before the connect event
-  // reaches us under load; both paths bind, whichever comes first.
-  private readonly unbound = new Map<string, Map<string, number>>();
-  private snapshotTimer?: NodeJS.Timeout;
-
-  private awaitSnapshot(ep: EndpointRecord): void {
-    const every = this.opts.snapshotPollMs ?? 0;
-    if (every <= 0) return;
-    const m = this.unbound.get(ep.networkId) ?? new Map<string, number>();
-    m.set(ep.id, Date.now());
-    this.unbound.set(ep.networkId, m);
-    this.snapshotTimer ??= setInterval(() => void this.pollSnapshots(), every);
-  }
-
-  private polling = false;
-
-  private async pollSnapshots(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      for (const [netId, eps] of this.unbound) {
-        for (const [id, since] of eps) {
-          const rec = this.store.endpoints.get(id);
-          if (!rec || rec.containerId || Date.now() - since > 10_000) eps.delete(id);
-        }
-        if (!eps.size) {
-          this.unbound.delete(netId);
-          continue;
-        }
-        const snap = await this.docker.inspectNetwork(netId).catch(() => undefined);
-        for (const [cid, epId] of Object.entries(snap?.containers ?? {})) {
-          if (eps.has(epId)) {
-            eps.delete(epId);
-            await this.bind(epId, cid, 'snapshot');
-          }
-        }
-      }
-    } finally {
-      this.polling = false;
-      if (!this.unbound.size && this.snapshotTimer) {
-        clearInterval(this.snapshotTimer);
-        this.snapshotTimer = undefined;
-      }
+    const rec = this.store.endpoints.get(ep.id);
+    if (!rec) return;
+    if (rec.containerId) this.watchReadiness(rec);
+    else {
+      this.unbound.set(ep.id, Date.now());
+      this.snapshots.kick();
     }
   }
 
   forget(endpointId: string): void {
-    for (const eps of this.unbound.values()) eps.delete(endpointId);
-    this.pending.delete(endpointId);
+    this.unbound.delete(endpointId);
+    for (const eps of this.awaitingLabels.values()) eps.delete(endpointId);
+    this.readiness.cancel(endpointId);
     this.emitted.delete(endpointId);
   }
 
   stop(): void {
-    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
-    this.snapshotTimer = undefined;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.snapshots.stop();
+    this.readiness.stop();
   }
 
-  private async candidates(net: NetworkRecord, signal: AbortSignal): Promise<ContainerSummary[]> {
+  private async pollSnapshots(): Promise<boolean> {
+    const nets = new Set<string>();
+    for (const [id, since] of this.unbound) {
+      const rec = this.store.endpoints.get(id);
+      if (!rec || rec.containerId) this.unbound.delete(id);
+      else if (Date.now() - since > this.opts.unboundGiveUpMs) {
+        this.unbound.delete(id);
+        this.log.warn({ endpoint: shortId(id) }, 'Docker has not named the container of this endpoint yet; the connect event or the repair listing will');
+      } else nets.add(rec.networkId);
+    }
+    for (const netId of nets) await this.readSnapshot(netId, 'snapshot');
+    return this.unbound.size > 0;
+  }
+
+  /** Binds every endpoint a network snapshot names a real container for. */
+  private async readSnapshot(netId: string, via: BindVia): Promise<void> {
+    const snap = await this.docker.inspectNetwork(netId);
+    this.netNames.set(netId, snap.name);
+    for (const [cid, epId] of Object.entries(snap.containers)) {
+      const ep = this.store.endpoints.get(epId);
+      if (ep && isContainerId(cid) && ep.containerId !== cid) await this.bind(epId, cid, via);
+    }
+  }
+
+  private async candidates(net: NetworkRecord, signal: AbortSignal): Promise<KnownContainer[]> {
     const nameP = this.netNames.has(net.id)
       ? Promise.resolve(this.netNames.get(net.id)!)
       : this.docker.inspectNetwork(net.id).then((s) => (this.netNames.set(net.id, s.name), s.name));
     const [list, name] = await Promise.all([this.docker.listContainers({ createdOnly: true, signal }), nameP]);
-    const taken = new Set([...this.store.endpoints.values()].filter((e) => e.networkId === net.id && e.containerId).map((e) => e.containerId));
-    for (const c of list) this.remember(c.id, c.name, c.labels);
+    this.cache.rememberAll(list);
+    const taken = new Set(this.store.endpointsOf(net.id).map((e) => e.containerId));
     return list.filter(
       (c) => !taken.has(c.id) && c.networks.some((n) => (n.networkId === net.id || (!n.networkId && n.name === name)) && !n.endpointId),
     );
-  }
-
-  private remember(id: string, name: string, labels: Record<string, string>): void {
-    this.containers.set(id, { name: name.replace(/^\//, ''), labels });
   }
 
   private endpointsOf(containerId: string): EndpointRecord[] {
     return [...this.store.endpoints.values()].filter((e) => e.containerId === containerId);
   }
 
-  /** Ties an endpoint to a container and validates its labels; idempotent. */
+  /**
+   * Ties an endpoint to the container Docker named for it, once; then parses that container's
+   * labels. Serialised per endpoint: the snapshot poll, the connect event and a listing often
+   * name the same container at the same moment.
+   */
   async bind(endpointId: string, containerId: string, via: BindVia): Promise<EndpointRecord | undefined> {
+    if (!isContainerId(containerId)) return undefined;
+    return this.locks.run(endpointId, () => this.bindLocked(endpointId, containerId, via));
+  }
+
+  private async bindLocked(endpointId: string, containerId: string, via: BindVia): Promise<EndpointRecord | undefined> {
     const ep = this.store.endpoints.get(endpointId);
     if (!ep) return undefined;
-    if (ep.containerId === containerId && (ep.config || ep.configError)) return ep;
-    let known = this.containers.get(containerId);
-    if (!known) {
-      // Labels missed (dropped event): a listing is a snapshot read and never waits on the lock.
-      const list = await this.docker.listContainers({});
-      for (const c of list) this.remember(c.id, c.name, c.labels);
-      known = this.containers.get(containerId);
+    if (ep.containerId && ep.containerId !== containerId) {
+      this.log.error(
+        { endpoint: endpointId, boundTo: ep.containerId, boundVia: ep.boundVia, otherContainer: containerId, via },
+        'BUG: Docker named a second container for an endpoint; keeping the first binding',
+      );
+      return ep;
     }
-    const parsed = parseContainerLabels(known?.labels ?? {}, { containerName: known?.name ?? '', endpointId });
-    const rec = await this.store.patchEndpoint(endpointId, {
-      containerId,
-      containerName: known?.name,
+    if (ep.containerId === containerId && (ep.config || ep.configError)) return ep;
+    this.unbound.delete(endpointId);
+    const known = await this.cache.lookup(containerId);
+    if (!known) {
+      const waiting = this.awaitingLabels.get(containerId) ?? new Map<string, BindVia>();
+      waiting.set(endpointId, via);
+      this.awaitingLabels.set(containerId, waiting);
+      this.log.warn({ endpoint: shortId(endpointId), container: shortId(containerId), via }, 'labels of this container are not known yet: the endpoint waits for its create event or a listing');
+      return undefined;
+    }
+    return this.configure(ep, known, via);
+  }
+
+  /** A container's labels arrived: configure the endpoints that waited for them. */
+  private async labelsKnown(containerId: string): Promise<void> {
+    const waiting = this.awaitingLabels.get(containerId);
+    const known = this.cache.get(containerId);
+    if (!waiting || !known) return;
+    this.awaitingLabels.delete(containerId);
+    for (const [epId, via] of waiting) {
+      await this.locks.run(epId, async () => {
+        const ep = this.store.endpoints.get(epId);
+        if (ep && !ep.containerId) await this.configure(ep, known, via);
+      });
+    }
+  }
+
+  private async configure(ep: EndpointRecord, c: KnownContainer, via: BindVia): Promise<EndpointRecord | undefined> {
+    const parsed = parseContainerLabels(c.labels, { containerName: c.name, endpointId: ep.id });
+    const rec = await this.store.patchEndpoint(ep.id, {
+      containerId: c.id,
+      containerName: c.name,
       boundVia: via,
       boundAt: new Date().toISOString(),
       ...(parsed.ok ? { config: parsed.config, configError: undefined } : { config: undefined, configError: parsed.message }),
     });
     if (!rec) return undefined;
     if (parsed.ok) {
-      this.log.info({ endpoint: short(endpointId), container: short(containerId), name: rec.containerName, hostname: parsed.config.hostname, via }, 'endpoint bound');
+      this.log.info({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, hostname: parsed.config.hostname, via }, 'endpoint bound');
     } else {
-      this.log.error({ endpoint: short(endpointId), container: short(containerId), name: rec.containerName, via, err: parsed.message }, 'container labels are invalid');
+      this.log.error({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, via, err: parsed.message }, 'container labels are invalid');
     }
-    this.emit('bound', rec);
-    this.watchReadiness(endpointId);
+    this.on.bound(rec);
+    this.watchReadiness(rec);
     return rec;
   }
 
+  /** A repair listing re-reads a bound container's labels: a node running on other ones is restarted. */
+  private async refresh(ep: EndpointRecord, c: KnownContainer | undefined): Promise<void> {
+    if (!c) return;
+    const parsed = parseContainerLabels(c.labels, { containerName: c.name, endpointId: ep.id });
+    const next = parsed.ok ? { config: parsed.config, configError: undefined } : { config: undefined, configError: parsed.message };
+    if (JSON.stringify(next.config) === JSON.stringify(ep.config) && next.configError === ep.configError) return;
+    const rec = await this.store.patchEndpoint(ep.id, next);
+    if (!rec) return;
+    this.log.warn({ endpoint: shortId(ep.id), container: shortId(c.id), was: ep.config?.hostname, now: rec.config?.hostname, err: rec.configError }, 'container configuration changed: restarting its node');
+    this.emitted.delete(ep.id);
+    await this.on.reconfigured(rec);
+    this.watchReadiness(rec);
+  }
+
   /** `recovered`: found by a listing rather than a Join just now (a restart brings many at once). */
-  private watchReadiness(endpointId: string, recovered = false): void {
-    const ep = this.store.endpoints.get(endpointId);
-    if (!ep?.config || !ep.sandboxKey || this.emitted.has(endpointId)) return;
-    if (!this.pending.has(endpointId)) this.pending.set(endpointId, { since: Date.now(), recovered });
-    this.kick();
-  }
-
-  private kick(): void {
-    void this.check();
-    if (!this.timer && this.pending.size) this.timer = setInterval(() => void this.check(), this.opts.netnsPollMs);
-  }
-
-  private checking = false;
-
-  private async check(): Promise<void> {
-    if (this.checking || !this.pending.size) return;
-    this.checking = true;
-    try {
-      const mounts = await this.mounts();
-      for (const [id, { since, recovered }] of this.pending) {
-        const ep = this.store.endpoints.get(id);
-        if (!ep?.sandboxKey || !ep.config) {
-          this.pending.delete(id);
-          continue;
-        }
-        if (mounts.has(await resolveSandboxPath(localSandboxPath(ep.sandboxKey, this.opts.hostDockerRun)))) {
-          this.pending.delete(id);
-          this.emitted.add(id);
-          const net = this.store.networks.get(ep.networkId);
-          const sinceJoinMs = ep.joinedAt ? Date.now() - Date.parse(ep.joinedAt) : undefined;
-          this.log.info({ endpoint: short(id), container: short(ep.containerId ?? ''), sinceJoinMs, recovered }, 'endpoint ready for tailscale');
-          if (net) this.emit('ready', ep, net, recovered);
-        } else if (Date.now() - since > this.opts.netnsGiveUpMs) {
-          this.pending.delete(id);
-          this.log.warn({ endpoint: short(id), sandbox: ep.sandboxKey }, 'network namespace never appeared; leaving it to the reconciler');
-        }
-      }
-    } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'namespace check failed');
-    } finally {
-      this.checking = false;
-      if (!this.pending.size && this.timer) {
-        clearInterval(this.timer);
-        this.timer = undefined;
-      }
-    }
+  private watchReadiness(ep: EndpointRecord, recovered = false): void {
+    if (!ep.config || !ep.sandboxKey || !ep.containerId || this.emitted.has(ep.id)) return;
+    const id = ep.id;
+    this.readiness.watch(
+      id,
+      localSandboxPath(ep.sandboxKey, this.opts.hostDockerRun),
+      () => {
+        const cur = this.store.endpoints.get(id);
+        const net = cur && this.store.networks.get(cur.networkId);
+        if (!cur?.config || !net || this.emitted.has(id)) return;
+        this.emitted.add(id);
+        const sinceJoinMs = cur.joinedAt ? Date.now() - Date.parse(cur.joinedAt) : undefined;
+        this.log.info({ endpoint: shortId(id), container: shortId(cur.containerId), sinceJoinMs, recovered }, 'endpoint ready for tailscale');
+        this.on.ready(cur, net, recovered);
+      },
+      () => this.log.warn({ endpoint: shortId(id), sandbox: ep.sandboxKey }, 'network namespace never appeared; leaving it to the repair loop'),
+    );
   }
 }

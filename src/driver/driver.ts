@@ -10,29 +10,39 @@ import type * as P from './protocol.js';
 
 const short = (id: string): string => id.slice(0, 12);
 
-export interface DriverHooks {
-  /** Called after a Join has answered; the node layer starts from here. Must not block. */
-  joined?(ep: EndpointRecord, net: NetworkRecord): void;
-  /** Called before an endpoint's host side is removed; awaited (drain, logout). */
-  leaving?(ep: EndpointRecord): Promise<void>;
-  /** Called after an endpoint's record is gone. */
-  deleted?(ep: EndpointRecord): Promise<void>;
-  /** Extra values for EndpointOperInfo. */
-  operInfo?(ep: EndpointRecord): Record<string, unknown>;
-  /** Lets a Join fail with the container's configuration error, when it can be known in time. */
-  checkJoin?(ep: EndpointRecord, net: NetworkRecord): Promise<void>;
+/** What the rest of tslink does at each step of an endpoint's life; given at construction. */
+export interface EndpointLifecycle {
+  /** Before a Join answers: may fail it with the container's configuration error. Bounded. */
+  checkJoin(ep: EndpointRecord, net: NetworkRecord): Promise<void>;
+  /** After a Join has answered; the node layer starts from here. Must not block. */
+  joined(ep: EndpointRecord, net: NetworkRecord): void;
+  /** Before an endpoint's host side is removed; awaited (drain, logout). */
+  leaving(ep: EndpointRecord): Promise<void>;
+  /** After an endpoint's record is gone. */
+  deleted(ep: EndpointRecord): Promise<void>;
+  /** The node's part of EndpointOperInfo. */
+  operInfo(ep: EndpointRecord): Record<string, unknown>;
 }
+
+/** A lifecycle that does nothing: the driver alone (tests, tools). */
+export const NO_LIFECYCLE: EndpointLifecycle = {
+  checkJoin: async () => undefined,
+  joined: () => undefined,
+  leaving: async () => undefined,
+  deleted: async () => undefined,
+  operInfo: () => ({}),
+};
 
 /** The libnetwork remote-driver semantics, independent of HTTP. */
 export class Driver {
   private readonly locks = new KeyedMutex();
-  hooks: DriverHooks = {};
 
   constructor(
     private readonly store: StateStore,
     private readonly host: HostNetwork,
     private readonly settings: Settings,
     private readonly log: Logger,
+    private readonly lifecycle: EndpointLifecycle = NO_LIFECYCLE,
   ) {}
 
   capabilities(): P.CapabilitiesResponse {
@@ -121,7 +131,7 @@ export class Driver {
     const net = this.network(req.NetworkID);
     const ep = this.endpoint(req.NetworkID, req.EndpointID);
     return this.locks.run(ep.id, async () => {
-      await this.hooks.checkJoin?.(ep, net);
+      await this.lifecycle.checkJoin(ep, net);
       try {
         await this.host.setUpEndpoint(net, ep);
       } catch (e) {
@@ -131,7 +141,7 @@ export class Driver {
       // A patch, not a put: the Join check may have bound the endpoint to its container meanwhile.
       const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;
       this.log.info({ network: short(net.id), endpoint: short(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
-      queueMicrotask(() => this.hooks.joined?.(rec, net));
+      queueMicrotask(() => this.lifecycle.joined(rec, net));
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
         Gateway: net.gateway,
@@ -155,7 +165,7 @@ export class Driver {
     const ep = this.store.endpoints.get(req.EndpointID);
     if (!ep) return;
     await this.locks.run(ep.id, async () => {
-      await this.hooks.leaving?.(ep);
+      await this.lifecycle.leaving(ep);
       await this.store.patchEndpoint(ep.id, { sandboxKey: undefined, joinedAt: undefined });
       this.log.info({ endpoint: short(ep.id) }, 'endpoint left');
     });
@@ -184,20 +194,20 @@ export class Driver {
         hostInterface: ep.hostIf,
         joined: ep.joinedAt !== undefined,
         ...(ep.containerId ? { containerId: ep.containerId } : {}),
-        ...this.hooks.operInfo?.(ep),
+        ...this.lifecycle.operInfo(ep),
       },
     };
   }
 
   private async removeEndpoint(ep: EndpointRecord): Promise<void> {
-    if (this.store.endpoints.get(ep.id)?.joinedAt) await this.hooks.leaving?.(ep);
+    if (this.store.endpoints.get(ep.id)?.joinedAt) await this.lifecycle.leaving(ep);
     try {
       await this.host.tearDownEndpoint(ep);
     } catch (e) {
       throw internal(`tslink: could not remove the endpoint's interface ${ep.hostIf}: ${(e as Error).message}`);
     }
     await this.store.deleteEndpoint(ep.id);
-    await this.hooks.deleted?.(ep);
+    await this.lifecycle.deleted(ep);
     this.log.info({ endpoint: short(ep.id) }, 'endpoint deleted');
   }
 

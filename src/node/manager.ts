@@ -184,6 +184,14 @@ export class NodeManager {
     await this.files.remove(endpointId);
   }
 
+  /** The node's part of EndpointOperInfo: its status, or why there is none yet. */
+  operInfo(ep: EndpointRecord): Record<string, unknown> {
+    const s = this.statuses.get(ep.id);
+    if (s) return { ...s };
+    if (ep.configError) return { state: 'failed', lastError: ep.configError };
+    return { state: 'waiting-for-container' };
+  }
+
   /** Records a configuration error found when the event path bound the endpoint. */
   invalid(ep: EndpointRecord): void {
     this.record({

@@ -183,3 +183,15 @@ export async function startEvents(sinceSec: number): Promise<Map<string, number>
   }
   return m;
 }
+
+/** The tailscaled processes running on state under `dataDir` (the test double's or a real one), by pid. */
+export async function tailscaledProcesses(dataDir: string): Promise<number[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const pids: number[] = [];
+  for (const p of await readdir('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const argv = (await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv.some((a) => /(^|\/)tailscaled$/.test(a)) && argv.some((a) => a.startsWith(`--statedir=${dataDir}/`))) pids.push(Number(p));
+  }
+  return pids;
+}

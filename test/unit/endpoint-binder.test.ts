@@ -1,168 +1,294 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import type { ContainerSummary, DockerApi, NetworkSnapshot } from '../../src/docker/api.js';
 import { EndpointBinder } from '../../src/docker/binder.js';
+import { ContainerCache } from '../../src/docker/container-cache.js';
+import { stoppingContainer } from '../../src/docker/stop-signals.js';
+import { NetnsReadiness } from '../../src/host/netns-readiness.js';
 import { linkNames } from '../../src/host/network.js';
 import { StateStore, type EndpointRecord, type NetworkRecord } from '../../src/state/store.js';
 import { captureLogger, tempDir } from './fakes.js';
 
-const NET = 'n'.repeat(64);
+const NET = 'f'.repeat(64);
 const net: NetworkRecord = { id: NET, createdAt: '', subnet: '10.1.0.0/24', gateway: '10.1.0.1', mtu: 1500, config: { ephemeral: false, mtu: 1500 } as NetworkRecord['config'] };
-const epId = (i: number): string => i.toString(16).padStart(64, 'e');
+const epId = (i: number): string => i.toString(16).padEnd(64, 'e');
+const cid = (i: number): string => i.toString(16).padEnd(64, 'c');
+const sandbox = (i: number): string => `/var/run/docker/netns/sb${i}`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function fakeDocker(over: Partial<{ list: ContainerSummary[]; snap: NetworkSnapshot; listDelayMs: number }> = {}) {
-  const calls: string[] = [];
-  const api: DockerApi & { calls: string[]; state: typeof over } = {
-    calls,
-    state: over,
+/** A Docker whose listing and network snapshot the test changes step by step. */
+function fakeDocker(init: { list?: ContainerSummary[]; snap?: Record<string, string>; listDelayMs?: number } = {}) {
+  const state = { list: init.list ?? [], snap: init.snap ?? {}, listDelayMs: init.listDelayMs ?? 0, lists: 0, inspects: 0 };
+  const api: DockerApi = {
     openEvents: async () => {
       throw new Error('unused');
     },
     async listContainers(o) {
-      calls.push(`list${o.createdOnly ? ':created' : ''}`);
-      if (over.listDelayMs) await new Promise((r) => setTimeout(r, over.listDelayMs));
-      return (over.list ?? []).filter((c) => !o.createdOnly || c.state === 'created');
+      state.lists++;
+      if (state.listDelayMs) await sleep(state.listDelayMs);
+      return state.list.filter((c) => !o.createdOnly || c.state === 'created');
     },
-    async inspectNetwork(id) {
-      calls.push(`inspect:${id.slice(0, 4)}`);
-      return over.snap ?? { id, name: 'tsnet', containers: {} };
+    async inspectNetwork(id): Promise<NetworkSnapshot> {
+      state.inspects++;
+      return { id, name: 'tsnet', containers: { ...state.snap } };
     },
   };
-  return api;
+  return { api, state };
 }
 
 const container = (id: string, labels: Record<string, string>, state = 'created', endpointId = ''): ContainerSummary => ({
-  id, name: `name-${id}`, state, labels, networks: [{ name: 'tsnet', networkId: NET, endpointId }],
+  id, name: `name-${id.slice(0, 4)}`, state, labels, networks: [{ name: 'tsnet', networkId: NET, endpointId }],
 });
 
-async function setup(docker: DockerApi, mounted = new Set<string>()) {
+async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: number } = {}) {
   const store = new StateStore(tempDir());
   await store.load();
   await store.putNetwork(net);
-  const binder = new EndpointBinder(store, docker, captureLogger().log, {
-    joinInferenceMs: 200, netnsPollMs: 5, netnsGiveUpMs: 2000, mountPoints: async () => mounted,
-  });
-  const addEp = async (i: number, sandbox?: string): Promise<EndpointRecord> => {
-    const rec: EndpointRecord = { id: epId(i), networkId: NET, address: `10.1.0.${i}`, prefixLen: 24, ...linkNames(epId(i)), createdAt: '', sandboxKey: sandbox };
+  const { log, lines } = captureLogger();
+  const mounted = opts.mounted ?? new Set([1, 2, 3, 4].map((i) => `/run/docker/netns/sb${i}`));
+  const readiness = new NetnsReadiness({ pollMs: 5, giveUpMs: 2000, mountPoints: async () => mounted, onError: (e) => assert.fail(e) });
+  const ready: EndpointRecord[] = [];
+  const bound: EndpointRecord[] = [];
+  const reconfigured: EndpointRecord[] = [];
+  const binder = new EndpointBinder(store, docker, new ContainerCache(() => docker.listContainers({})), readiness, log,
+    { joinCheckMs: 200, snapshotPollMs: opts.pollMs ?? 5, unboundGiveUpMs: 5000 },
+    {
+      bound: (ep) => bound.push(ep),
+      reconfigured: async (ep) => void reconfigured.push(ep),
+      ready: (ep) => ready.push(ep),
+    });
+  const addEp = async (i: number, sandboxKey?: string): Promise<EndpointRecord> => {
+    const rec: EndpointRecord = { id: epId(i), networkId: NET, address: `10.1.0.${i}`, prefixLen: 24, ...linkNames(epId(i)), createdAt: new Date().toISOString(), sandboxKey };
     await store.putEndpoint(rec);
     return rec;
   };
-  return { store, binder, addEp };
+  /** Docker's Join as the driver runs it: the check, then the record gets its sandbox, then `joined`. */
+  const join = async (i: number): Promise<void> => {
+    const ep = store.endpoints.get(epId(i)) ?? (await addEp(i));
+    await binder.checkAtJoin(ep, net);
+    binder.joined((await store.patchEndpoint(ep.id, { sandboxKey: sandbox(i), joinedAt: new Date().toISOString() }))!);
+  };
+  const boundLines = (): { endpoint: string; hostname: string }[] =>
+    lines.map((l) => JSON.parse(l) as { msg: string; endpoint: string; hostname: string }).filter((l) => l.msg === 'endpoint bound');
+  const bugs = (): string[] => lines.filter((l) => l.includes('BUG'));
+  return { store, binder, addEp, join, ready, bound, reconfigured, lines, boundLines, bugs };
 }
 
+async function until(what: string, f: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+const createEvent = (c: ContainerSummary) =>
+  ({ Type: 'container', Action: 'create', Actor: { ID: c.id, Attributes: { ...c.labels, name: c.name, image: 'img' } } });
+const connectEvent = (containerId: string) =>
+  ({ Type: 'network', Action: 'connect', Actor: { ID: NET, Attributes: { container: containerId, name: 'tsnet', type: 'tslink' } } });
+
 describe('endpoint binder', () => {
-  it('binds at Join when exactly one created container waits on the network', async () => {
-    const docker = fakeDocker({ list: [container('c1', { 'tslink.hostname': 'web' }), container('c2', {}, 'running', epId(9))] });
-    const { binder, addEp, store } = await setup(docker);
-    const ep = await addEp(2);
-    await binder.inferAtJoin(ep, net);
-    const rec = store.endpoints.get(ep.id)!;
-    assert.equal(rec.containerId, 'c1');
-    assert.equal(rec.boundVia, 'join');
-    assert.equal(rec.config?.hostname, 'web');
-    assert.ok(!docker.calls.some((c) => c.startsWith('inspect:c')), 'never inspects the container');
+  it('never binds a network snapshot placeholder (ep-<id>) and binds the real key to its own labels', async () => {
+    const c1 = container(cid(1), { 'tslink.hostname': 'web' });
+    const d = fakeDocker({ list: [c1], snap: { [`ep-${epId(1).slice(0, 12)}`]: epId(1) } });
+    const t = await setup(d.api);
+    await t.join(1);
+    await sleep(30);
+    assert.equal(t.store.endpoints.get(epId(1))!.containerId, undefined, 'a placeholder is not a container');
+    assert.equal(t.ready.length, 0);
+    d.state.snap = { [c1.id]: epId(1) };
+    await until('ready', () => t.ready.length === 1);
+    const rec = t.store.endpoints.get(epId(1))!;
+    assert.equal(rec.containerId, c1.id);
+    assert.equal(rec.boundVia, 'snapshot');
+    assert.equal(t.ready[0]!.config?.hostname, 'web');
+    t.binder.stop();
   });
 
-  it('fails Join with the grammar error when the inferred container has bad labels', async () => {
-    const docker = fakeDocker({ list: [container('c1', { 'tslink.serve.443': 'htps:80' })] });
-    const { binder, addEp, store } = await setup(docker);
-    const ep = await addEp(2);
-    await assert.rejects(binder.inferAtJoin(ep, net), (e: Error) => /^tslink: .*tslink\.serve\.443.*htps/.test(e.message));
-    assert.match(store.endpoints.get(ep.id)!.configError ?? '', /htps/);
+  it('refuses a Join whose only candidate container has invalid labels, and binds nothing', async () => {
+    const d = fakeDocker({ list: [container(cid(1), { 'tslink.serve.443': 'htps:80' })] });
+    const t = await setup(d.api);
+    const ep = await t.addEp(1);
+    await assert.rejects(t.binder.checkAtJoin(ep, net), (e: Error & { code?: string }) => /tslink\.serve\.443.*htps/.test(e.message));
+    assert.equal(t.store.endpoints.get(ep.id)!.containerId, undefined, 'the Join check never binds');
+    t.binder.stop();
   });
 
-  it('leaves an ambiguous Join to the connect event, which binds from the network snapshot', async () => {
-    const docker = fakeDocker({ list: [container('c1', { 'tslink.hostname': 'a' }), container('c2', { 'tslink.hostname': 'b' })] });
-    const { binder, addEp, store } = await setup(docker);
-    const e1 = await addEp(1);
-    const e2 = await addEp(2);
-    await binder.inferAtJoin(e1, net);
-    assert.equal(store.endpoints.get(e1.id)!.containerId, undefined);
-    for (const c of docker.state.list!) {
-      await binder.onEvent({ Type: 'container', Action: 'create', Actor: { ID: c.id, Attributes: { ...c.labels, name: c.name, image: 'x' } } });
-    }
-    docker.state.snap = { id: NET, name: 'tsnet', containers: { c1: e1.id, c2: e2.id } };
-    await binder.onEvent({ Type: 'network', Action: 'connect', Actor: { ID: NET, Attributes: { container: 'c2', name: 'tsnet', type: 'tslink' } } });
-    assert.equal(store.endpoints.get(e1.id)!.config?.hostname, 'a');
-    assert.equal(store.endpoints.get(e2.id)!.config?.hostname, 'b');
-    assert.equal(store.endpoints.get(e2.id)!.boundVia, 'event');
+  it('does not bind at Join even with a single candidate: a connect of a running container looks the same', async () => {
+    const stale = container(cid(9), { 'tslink.hostname': 'stale' });
+    const running = container(cid(2), { 'tslink.hostname': 'connected' }, 'running');
+    const d = fakeDocker({ list: [stale, running], snap: {} });
+    const t = await setup(d.api);
+    await t.join(2);
+    assert.equal(t.store.endpoints.get(epId(2))!.containerId, undefined);
+    d.state.snap = { [running.id]: epId(2) };
+    await t.binder.onEvent(connectEvent(running.id));
+    await until('ready', () => t.ready.length === 1);
+    assert.equal(t.ready[0]!.config?.hostname, 'connected');
+    assert.equal(t.ready[0]!.boundVia, 'event');
+    t.binder.stop();
   });
 
-  it('gives up on inference after its time bound', async () => {
-    const docker = fakeDocker({ list: [container('c1', {})], listDelayMs: 1000 });
-    const { binder, addEp, store } = await setup(docker);
-    const ep = await addEp(1);
+  it('gives up the Join check after its time bound without failing the Join', async () => {
+    const d = fakeDocker({ list: [container(cid(1), { 'tslink.serve.443': 'bad' })], listDelayMs: 1000 });
+    const t = await setup(d.api);
+    const ep = await t.addEp(1);
     const t0 = Date.now();
-    await binder.inferAtJoin(ep, net);
-    assert.ok(Date.now() - t0 < 400, `took ${Date.now() - t0} ms`);
-    assert.equal(store.endpoints.get(ep.id)!.containerId, undefined);
+    await t.binder.checkAtJoin(ep, net);
+    assert.ok(Date.now() - t0 < 800, `took ${Date.now() - t0} ms`);
+    t.binder.stop();
   });
 
-  it('excludes containers already bound to another endpoint of the network', async () => {
-    const docker = fakeDocker({ list: [container('c1', {}), container('c2', {})] });
-    const { binder, addEp, store } = await setup(docker);
-    const e1 = await addEp(1);
-    await binder.bind(e1.id, 'c1', 'event');
-    const e2 = await addEp(2);
-    await binder.inferAtJoin(e2, net);
-    assert.equal(store.endpoints.get(e2.id)!.containerId, 'c2');
+  it('waits for labels it does not know instead of starting from guessed ones', async () => {
+    const c1 = container(cid(1), { 'tslink.hostname': 'late-labels' });
+    const d = fakeDocker({ list: [], snap: { [c1.id]: epId(1) } });
+    const t = await setup(d.api, { pollMs: 1000 });
+    await t.join(1);
+    await until('a bind attempt', () => t.lines.some((l) => l.includes('labels of this container are not known yet')));
+    assert.equal(t.ready.length, 0, 'no node from an empty label set');
+    assert.equal(t.store.endpoints.get(epId(1))!.config, undefined);
+    await t.binder.onEvent(createEvent(c1));
+    await until('ready', () => t.ready.length === 1);
+    assert.equal(t.ready[0]!.config?.hostname, 'late-labels');
+    t.binder.stop();
   });
 
-  it('is ready once bound and the namespace is mounted, once', async () => {
-    const mounted = new Set<string>();
-    const docker = fakeDocker({ list: [container('c1', { 'tslink.hostname': 'web' })] });
-    const { binder, addEp } = await setup(docker, mounted);
-    const ready: string[] = [];
-    binder.on('ready', (ep: EndpointRecord) => ready.push(ep.id));
-    const ep = await addEp(1, '/var/run/docker/netns/abc123');
-    await binder.inferAtJoin(ep, net);
-    binder.joined(ep);
-    await new Promise((r) => setTimeout(r, 30));
-    assert.deepEqual(ready, []);
-    mounted.add('/run/docker/netns/abc123');
-    await new Promise((r) => setTimeout(r, 30));
-    assert.deepEqual(ready, [ep.id]);
-    binder.joined(ep);
-    await new Promise((r) => setTimeout(r, 30));
-    assert.deepEqual(ready, [ep.id], 'no second ready');
-    binder.stop();
+  it('keeps the first container Docker named and logs a second, different answer as a bug', async () => {
+    const c1 = container(cid(1), { 'tslink.hostname': 'one' }, 'running', epId(1));
+    const c2 = container(cid(2), { 'tslink.hostname': 'two' }, 'running');
+    const d = fakeDocker({ list: [c1, c2] });
+    const t = await setup(d.api);
+    await t.addEp(1, sandbox(1));
+    await t.binder.prime();
+    await t.binder.bind(epId(1), c2.id, 'event');
+    assert.equal(t.store.endpoints.get(epId(1))!.containerId, c1.id);
+    assert.equal(t.bugs().length, 1);
+    assert.match(t.bugs()[0]!, new RegExp(c2.id));
+    assert.equal(t.boundLines().length, 1);
+    t.binder.stop();
   });
 
-  it('restores bindings and labels from a listing (plugin restart)', async () => {
-    const docker = fakeDocker({ list: [container('c1', { 'tslink.hostname': 'api' }, 'running', epId(1))] });
-    const { binder, addEp, store } = await setup(docker);
-    await addEp(1);
-    await binder.prime();
-    assert.equal(store.endpoints.get(epId(1))!.containerId, 'c1');
-    assert.equal(store.endpoints.get(epId(1))!.boundVia, 'listing');
-    assert.equal(binder.containers.get('c1')?.labels['tslink.hostname'], 'api');
-    binder.stop();
+  it('restarts a node whose container a repair listing shows with other labels', async () => {
+    const c1 = container(cid(1), { 'tslink.hostname': 'before' }, 'running', epId(1));
+    const d = fakeDocker({ list: [c1] });
+    const t = await setup(d.api);
+    await t.addEp(1, sandbox(1));
+    await t.binder.prime();
+    await until('first ready', () => t.ready.length === 1);
+    d.state.list = [{ ...c1, labels: { 'tslink.hostname': 'after' } }];
+    // The cache holds a container's labels for its life; a repair re-reads them from the listing.
+    await t.binder.prime();
+    await until('second ready', () => t.ready.length === 2);
+    assert.equal(t.reconfigured.length, 1);
+    assert.equal(t.ready[1]!.config?.hostname, 'after');
+    t.binder.stop();
   });
 
-  it('reports endpoints no container lists any more, once they are old enough', async () => {
-    const docker = fakeDocker({ list: [container('c1', {}, 'running', epId(1))] });
-    const { binder, addEp, store } = await setup(docker);
-    await addEp(1);
-    await addEp(2);
-    await addEp(3);
-    store.endpoints.get(epId(2))!.createdAt = new Date(Date.now() - 120_000).toISOString();
-    store.endpoints.get(epId(3))!.createdAt = new Date().toISOString();
-    store.endpoints.get(epId(1))!.createdAt = new Date(Date.now() - 120_000).toISOString();
-    assert.deepEqual(await binder.prime(60_000), [epId(2)], 'listed and fresh endpoints are kept');
-    binder.stop();
+  it('shares one listing between the lookups of a burst', async () => {
+    const list = [1, 2, 3, 4].map((i) => container(cid(i), { 'tslink.hostname': `h${i}` }, 'created'));
+    const d = fakeDocker({ list, listDelayMs: 20 });
+    const cache = new ContainerCache(() => d.api.listContainers({}));
+    const found = await Promise.all(list.map((c) => cache.lookup(c.id)));
+    assert.deepEqual(found.map((k) => k?.labels['tslink.hostname']), ['h1', 'h2', 'h3', 'h4']);
+    assert.equal(d.state.lists, 1);
   });
 
-  it('forgets destroyed containers and announces kills', async () => {
-    const { binder } = await setup(fakeDocker());
-    const stopping: string[] = [];
-    binder.on('stopping', (id: string) => stopping.push(id));
-    await binder.onEvent({ Type: 'container', Action: 'create', Actor: { ID: 'c9', Attributes: { name: 'x', image: 'i', 'tslink.hostname': 'x' } } });
-    assert.deepEqual(binder.containers.get('c9'), { name: 'x', labels: { 'tslink.hostname': 'x' } });
-    await binder.onEvent({ Type: 'container', Action: 'kill', Actor: { ID: 'c9', Attributes: { signal: '1' } } });
-    assert.deepEqual(stopping, [], 'a HUP (reload) does not drain');
-    await binder.onEvent({ Type: 'container', Action: 'kill', Actor: { ID: 'c9', Attributes: { signal: '15' } } });
-    await binder.onEvent({ Type: 'container', Action: 'destroy', Actor: { ID: 'c9', Attributes: {} } });
-    assert.equal(binder.containers.has('c9'), false);
-    assert.deepEqual(stopping, ['c9']);
+  it('restores bindings from a listing (plugin restart) and reports old orphans', async () => {
+    const d = fakeDocker({ list: [container(cid(1), { 'tslink.hostname': 'api' }, 'running', epId(1))] });
+    const t = await setup(d.api);
+    await t.addEp(1);
+    await t.addEp(2);
+    await t.addEp(3);
+    t.store.endpoints.get(epId(2))!.createdAt = new Date(Date.now() - 120_000).toISOString();
+    assert.deepEqual(await t.binder.prime(60_000), [epId(2)], 'listed and fresh endpoints are kept');
+    assert.equal(t.store.endpoints.get(epId(1))!.containerId, cid(1));
+    assert.equal(t.store.endpoints.get(epId(1))!.boundVia, 'listing');
+    t.binder.stop();
+  });
+
+  // Every order in which Docker's answers can reach the binder for one container, with a
+  // second created container on the network as a distractor: the create event (labels), the
+  // Join, the moment the snapshot names the real container, the connect event, a listing.
+  // Docker's own order constrains only Join < snapshot names it < connect event.
+  const STEPS = ['create', 'join', 'named', 'connect', 'listing'] as const;
+  type Step = (typeof STEPS)[number];
+  const orders: Step[][] = [];
+  const permute = (rest: Step[], acc: Step[]): void => {
+    if (!rest.length) {
+      if (acc.indexOf('join') < acc.indexOf('named') && acc.indexOf('named') < acc.indexOf('connect')) orders.push(acc);
+      return;
+    }
+    rest.forEach((s, i) => permute([...rest.slice(0, i), ...rest.slice(i + 1)], [...acc, s]));
+  };
+  permute([...STEPS], []);
+
+  /** Plays interleaved step sequences for several containers against one binder. */
+  async function play(seqs: Step[][], schedule: number[]): Promise<void> {
+    const n = seqs.length;
+    const cs = seqs.map((_, i) => container(cid(i + 1), { 'tslink.hostname': `burst-${i + 1}` }));
+    const distractor = container(cid(99), { 'tslink.hostname': 'distractor' });
+    const d = fakeDocker({ list: [distractor], snap: {} });
+    const t = await setup(d.api);
+    const listed = new Set<number>();
+    const named = new Set<number>();
+    const view = (): void => {
+      d.state.list = [distractor, ...cs.flatMap((c, i) => (listed.has(i) ? [{ ...c, networks: [{ ...c.networks[0]!, endpointId: named.has(i) ? epId(i + 1) : '' }] }] : []))];
+      d.state.snap = Object.fromEntries(cs.map((c, i) => (named.has(i) ? [c.id, epId(i + 1)] : [`ep-${epId(i + 1).slice(0, 12)}`, epId(i + 1)])));
+    };
+    // A container exists (and is listed) from before its endpoint: Docker creates it first.
+    for (let i = 0; i < n; i++) listed.add(i);
+    view();
+    const pos = seqs.map(() => 0);
+    const run = async (i: number, s: Step): Promise<void> => {
+      if (s === 'create') await t.binder.onEvent(createEvent(cs[i]!));
+      else if (s === 'join') await t.join(i + 1);
+      else if (s === 'named') (named.add(i), view());
+      else if (s === 'connect') await t.binder.onEvent(connectEvent(cs[i]!.id));
+      else await t.binder.prime(60_000);
+    };
+    for (const pick of [...schedule, ...seqs.flatMap((s, i) => s.map(() => i))]) {
+      const i = pick % n;
+      if (pos[i]! < seqs[i]!.length) await run(i, seqs[i]![pos[i]!++]!);
+      await sleep(1);
+    }
+    await until(`all ${n} ready`, () => t.ready.length >= n);
+    await sleep(20);
+    assert.deepEqual(t.bugs(), [], 'no conflicting bindings');
+    assert.equal(t.ready.length, n, 'each endpoint ready exactly once');
+    for (let i = 0; i < n; i++) {
+      const rec = t.store.endpoints.get(epId(i + 1))!;
+      assert.equal(rec.containerId, cs[i]!.id, `endpoint ${i + 1} bound to its own container`);
+      assert.equal(rec.config?.hostname, `burst-${i + 1}`);
+      assert.equal(t.ready.find((r) => r.id === rec.id)?.config?.hostname, `burst-${i + 1}`, 'the node starts with its own labels');
+      assert.equal(t.boundLines().filter((l) => l.endpoint === epId(i + 1).slice(0, 12)).length, 1, 'bound exactly once');
+    }
+    t.binder.stop();
+  }
+
+  it(`binds right in every order of Docker's answers (${orders.length} orders)`, async () => {
+    for (const order of orders) await play([order], []);
+  });
+
+  it('binds a burst right under any interleaving of several containers (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...orders), { minLength: 2, maxLength: 4 }),
+        fc.array(fc.nat(7), { maxLength: 30 }),
+        (seqs, schedule) => play(seqs, schedule),
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
+
+describe('stopping signals', () => {
+  const ev = (Action: string, signal?: string) => ({ Type: 'container', Action, Actor: { ID: cid(1), Attributes: signal ? { signal } : ({} as Record<string, string>) } });
+  it('drains on stopping kills and on die, never on a reload signal', () => {
+    assert.equal(stoppingContainer(ev('kill', '1')), undefined, 'HUP is a reload');
+    assert.equal(stoppingContainer(ev('kill', '15')), cid(1));
+    assert.equal(stoppingContainer(ev('kill', 'SIGKILL')), cid(1));
+    assert.equal(stoppingContainer(ev('die')), cid(1));
+    assert.equal(stoppingContainer(ev('start')), undefined);
   });
 });
