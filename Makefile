@@ -23,8 +23,11 @@ test: ## the whole suite: unit + e2e on Docker 20.10 and 28.5 (provisions packag
 unit: build ## unit tests only
 	node --test dist/test/unit/*.test.js
 
+# Only TEST_DOUBLE=1|yes|true bundles the test double; any other value (0, no, empty) does not.
+WITH_DOUBLE := $(filter 1 yes true,$(TEST_DOUBLE))
+
 rootfs: build ## assemble the plugin bundle (config.json + rootfs/) offline in plugin/build
-	scripts/build-rootfs.sh $(if $(TEST_DOUBLE),--with-test-double) $(BUNDLE)
+	scripts/build-rootfs.sh $(if $(WITH_DOUBLE),--with-test-double) $(BUNDLE)
 
 plugin: rootfs ## docker plugin create $(PLUGIN):latest from the bundle
 	scripts/ensure-docker.sh
@@ -46,7 +49,8 @@ else
 	@echo "  docker network create -d $(PLUGIN):latest --opt tslink.authkey=tskey-auth-... tsnet"
 endif
 
-push: rootfs ## docker plugin create + push $(REGISTRY)/$(PLUGIN):$(VERSION)
+push: rootfs ## docker plugin create + push $(REGISTRY)/$(PLUGIN):$(VERSION) (never with the test double)
+	scripts/check-bundle.sh $(BUNDLE)
 	-docker plugin rm -f $(REGISTRY)/$(PLUGIN):$(VERSION) >/dev/null 2>&1
 	docker plugin create $(REGISTRY)/$(PLUGIN):$(VERSION) $(BUNDLE)
 	docker plugin push $(REGISTRY)/$(PLUGIN):$(VERSION)

@@ -23,25 +23,36 @@ fi
 npm run -s build || { echo "build: 0 passed, 1 failed"; exit 1; }
 
 stage unit dist/test/unit/*.test.js
+stage packaging dist/test/packaging/*.test.js
 
 if scripts/provision.sh; then
   for engine in $ENGINES; do
     if ! scripts/engine.sh start "$engine"; then errors+=("engine-$engine"); continue; fi
     eval "$(scripts/engine.sh env "$engine")"
-    TSLINK_E2E_ENGINE=$engine stage "e2e-$engine" dist/test/e2e/*.test.js
+    # CI=true: a missing engine or root fails these tests instead of skipping them.
+    CI=true TSLINK_E2E_ENGINE=$engine stage "e2e-$engine" dist/test/e2e/*.test.js
   done
   scripts/engine.sh stop || true
 else
   errors+=("provision")
 fi
 
+# Counting: a stage passes only if it ran tests and none failed, was cancelled (a failing
+# before/after hook cancels or fails the tests under it) or was skipped. Each such problem counts
+# as a failure in the closing line, so a suite that did not run cannot look green.
 pass=0; fail=0
 for tap in "$results"/*.tap; do
   [ -f "$tap" ] || continue
-  p=$(grep -E '^# pass [0-9]+' "$tap" | tail -1 | awk '{print $3}')
-  f=$(grep -E '^# fail [0-9]+' "$tap" | tail -1 | awk '{print $3}')
-  if [ -z "$p" ]; then errors+=("$(basename "$tap" .tap): no summary"); fi
-  pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
+  name=$(basename "$tap" .tap)
+  count() { grep -E "^# $1 [0-9]+" "$tap" | tail -1 | awk '{print $3}'; }
+  tests=$(count tests) p=$(count pass) f=$(count fail) c=$(count cancelled) s=$(count skipped) t=$(count todo)
+  if [ -z "$tests" ]; then errors+=("$name: no summary (the runner died?)"); fail=$((fail + 1)); continue; fi
+  pass=$((pass + p)); fail=$((fail + f + c + s + t))
+  [ "$tests" -gt 0 ] || { errors+=("$name: ran no tests"); fail=$((fail + 1)); }
+  [ "$((c + s + t))" -eq 0 ] || errors+=("$name: $c cancelled, $s skipped, $t todo")
+  # A hook that fails outside any test shows only as a failed suite ("not ok" with no test under it).
+  hooks=$(grep -cE "failureType: '(hookFailed|cancelledByParent)'" "$tap" || true)
+  [ "$hooks" -eq 0 ] || { errors+=("$name: $hooks hook failures"); [ "$f" -gt 0 ] || fail=$((fail + hooks)); }
 done
 if [ ${#errors[@]} -gt 0 ]; then
   echo "stages with failures: ${errors[*]}"

@@ -47,7 +47,9 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
 
   const bins = await findTailscale(runCommand, settings.tsPath, childEnv()).catch((e: Error) => e);
   if (bins instanceof Error) log.error({ err: bins.message }, 'tailscale binaries unusable: nodes will fail until this is fixed');
-  else log.info({ tailscale: bins.tailscale, version: bins.version }, 'tailscale found');
+  else if (bins.isTestDouble) {
+    log.error({ tailscale: bins.tailscale, version: bins.version }, 'the tailscale found is tslink\'s TEST DOUBLE, not Tailscale: no node will reach a tailnet; set TS_PATH to a real Tailscale or install a published plugin image');
+  } else log.info({ tailscale: bins.tailscale, version: bins.version }, 'tailscale found');
 
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {

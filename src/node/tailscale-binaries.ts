@@ -1,4 +1,4 @@
-import { access, constants } from 'node:fs/promises';
+import { access, constants, open } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Runner } from '../util/exec.js';
 
@@ -9,6 +9,24 @@ export interface TailscaleBinaries {
   tailscale: string;
   tailscaled: string;
   version: string;
+  /** tslink's own test double (test/double), never Tailscale: the plugin says so loudly. */
+  isTestDouble: boolean;
+}
+
+/** The words every file of the test double opens with (test/double/README.md). */
+export const TEST_DOUBLE_MARK = 'TEST DOUBLE of';
+
+/** Whether a binary is tslink's test double: its first bytes carry the double's mark. */
+export async function isTestDouble(path: string): Promise<boolean> {
+  const f = await open(path, 'r').catch(() => undefined);
+  if (!f) return false;
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await f.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead).toString('latin1').includes(TEST_DOUBLE_MARK);
+  } finally {
+    await f.close();
+  }
 }
 
 async function executable(p: string): Promise<boolean> {
@@ -33,7 +51,8 @@ export async function findTailscale(run: Runner, tsPath: string | undefined, env
     if (!(await executable(tailscale)) || !(await executable(tailscaled))) continue;
     const r = await run(tailscale, ['version'], { timeoutMs: 10_000, env });
     if (r.code !== 0) throw new Error(`${tailscale} version failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
-    return { tailscale, tailscaled, version: r.stdout.split('\n')[0]?.trim() ?? 'unknown' };
+    const isDouble = (await isTestDouble(tailscale)) || (await isTestDouble(tailscaled));
+    return { tailscale, tailscaled, version: r.stdout.split('\n')[0]?.trim() ?? 'unknown', isTestDouble: isDouble };
   }
   throw new Error(
     tsPath
