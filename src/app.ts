@@ -10,7 +10,7 @@ import { stoppingContainer } from './docker/stop-signals.js';
 import { NetnsReadiness } from './host/netns-readiness.js';
 import { shortId } from './util/short-id.js';
 import { childEnv, runCommand } from './util/exec.js';
-import type { Settings } from './config/grammar.js';
+import type { Settings } from './config/settings.js';
 import { IprouteHostNetwork } from './host/network.js';
 import { reconcileHost } from './host/reconciler.js';
 import type { Logger } from './util/log.js';

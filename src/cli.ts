@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { startApp } from './app.js';
-import { parseSettings } from './config/grammar.js';
+import { parseSettings } from './config/settings.js';
 import { createLogger } from './util/log.js';
 
 const USAGE = `usage: tslink serve

@@ -2,7 +2,7 @@ import type { DockerApi } from './api.js';
 import { isContainerId, type ContainerCache, type KnownContainer } from './container-cache.js';
 import type { DockerEvent } from './events.js';
 import { invalid } from '../driver/errors.js';
-import { parseContainerLabels } from '../config/grammar.js';
+import { parseContainerLabels } from '../config/labels.js';
 import { localSandboxPath } from '../host/netns.js';
 import type { NetnsReadiness } from '../host/netns-readiness.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';

@@ -4,7 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
-import type { ServeRule } from '../config/grammar.js';
+import type { ServeRule } from '../config/serve.js';
 import { RestartPolicy, type RestartPolicyOptions, DEFAULT_RESTART_POLICY } from './restart-policy.js';
 import { RotatingLog } from './rotating-log.js';
 import { CliError, serveArgs, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';

@@ -1,5 +1,5 @@
 import type { RunResult, Runner } from '../util/exec.js';
-import type { ServeRule } from '../config/grammar.js';
+import type { ServeRule } from '../config/serve.js';
 
 /** What `tailscale up` is told: always the full intended set (with --reset), never the key itself. */
 export interface UpSettings {

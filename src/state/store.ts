@@ -2,7 +2,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir, readJsonDir, writeFileAtomic } from '../util/atomic-file.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import type { ContainerConfig, NetworkConfig } from '../config/grammar.js';
+import type { ContainerConfig } from '../config/labels.js';
+import type { NetworkConfig } from '../config/network-options.js';
 
 export interface NetworkRecord {
   id: string;

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import type { HostNetwork } from '../../src/host/network.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/state/store.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
-import { parseSettings, type Settings } from '../../src/config/grammar.js';
+import { parseSettings, type Settings } from '../../src/config/settings.js';
 
 export function testSettings(over: Partial<Settings> = {}): Settings {
   const r = parseSettings({ TS_DATA_DIR: '/tmp/tslink-unit', TSLINK_SOCKET: '/tmp/tslink-unit.sock' });

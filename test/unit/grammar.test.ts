@@ -1,26 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  DEFAULT_SETTINGS,
-  KNOWN_LABELS,
-  KNOWN_NETWORK_OPTIONS,
-  MTU_OPTION,
-  PROTOS,
-  deriveHostname,
-  effectiveTags,
-  formatServeRule,
-  isDnsLabel,
-  overriddenTags,
-  parseContainerLabels,
-  parseNetworkOptions,
-  parseSettings,
-  type ContainerConfig,
-  type NetworkConfig,
-  type Proto,
-  type ServeRule,
-  type Settings,
-} from '../../src/config/grammar.js';
+import { KNOWN_LABELS, deriveHostname, effectiveTags, overriddenTags, parseContainerLabels, type ContainerConfig } from '../../src/config/labels.js';
+import { KNOWN_NETWORK_OPTIONS, MTU_OPTION, parseNetworkOptions, type NetworkConfig } from '../../src/config/network-options.js';
+import { PROTOS, formatServeRule, type Proto, type ServeRule } from '../../src/config/serve.js';
+import { DEFAULT_SETTINGS, parseSettings, type Settings } from '../../src/config/settings.js';
+import { isDnsLabel } from '../../src/config/values.js';
 
 const EP = '0123456789abcdef'.repeat(4);
 const CTX = { containerName: '/web_1', endpointId: EP };
@@ -87,7 +72,7 @@ const LABELS_LIST = 'the tslink labels are tslink.hostname, tslink.tags, tslink.
 const OPTIONS_LIST = 'the tslink options are tslink.authkey, tslink.tags, tslink.loginserver, tslink.ephemeral (and com.docker.network.driver.mtu)';
 const LOOPBACK = "the target must be on the container's loopback: localhost, 127.0.0.1 (or another 127.x.x.x address) or [::1]";
 const OPTIONS_HELP = 'the options are proxy-protocol=1|2 (tcp, tls-terminated-tcp) and accept-app-caps=<cap>[,<cap>] (http, https), joined by &';
-const CAP_RULE = 'write domain-qualified names like example.com/cap/name (letters, digits and .-_/), separated by commas';
+const CAP_RULE = 'write domain-qualified names like example.com/cap/name (a domain, then letters, digits, hyphens and slashes), separated by commas';
 
 // ---------------------------------------------------------------------------------------------
 
@@ -301,6 +286,11 @@ describe('container labels: errors', () => {
       `tslink: label tslink.serve.80="http?accept-app-caps=example.com/cap/x,": an empty item in accept-app-caps is not an app capability; ${CAP_RULE}`,
     );
     assert.equal(labelErrors({ 'tslink.serve.80': 'http?accept-app-caps=example.com/cap/x y' }).length, 1);
+    // Tailscale refuses '.' and '_' in the name part, and a name without a domain.
+    for (const bad of ['example.com/cap_name', 'example.com/cap.name', 'localhost/cap']) {
+      assert.equal(labelErrors({ 'tslink.serve.80': `http?accept-app-caps=${bad}` }).length, 1, bad);
+    }
+    assert.ok(parseContainerLabels({ 'tslink.serve.80': 'http?accept-app-caps=bücher.example/ütf-8/x' }, { containerName: 'c', endpointId: 'e' }).ok, 'letters and digits of any script');
   });
 
   it('rejects unknown tslink labels, listing the known ones and suggesting the closest', () => {
@@ -692,7 +682,7 @@ describe('properties', () => {
     const portArb = fc.integer({ min: 1, max: 65535 });
     const hostArb = fc.constantFrom('localhost', '127.0.0.1', '127.255.0.9', '[::1]');
     const pathArb = fc.stringMatching(/^(?:\/[A-Za-z0-9_~!$&'()*+,;=:@-]{0,6}[A-Za-z0-9]){0,3}\/?$/).map((p) => (p === '' ? '/' : p));
-    const capArb = fc.stringMatching(/^[a-z0-9-]{1,6}\.[a-z]{2,4}\/[A-Za-z0-9._/-]{1,10}$/);
+    const capArb = fc.stringMatching(/^[a-z0-9-]{1,6}\.[a-z]{2,4}\/[A-Za-z0-9/-]{1,10}$/);
     const ruleArb = fc
       .record({
         port: portArb,

@@ -1,0 +1,180 @@
+/**
+ * Container labels (`--label tslink.*`). Keys are ours when they start with `tslink.` in any
+ * letter case, so `Tslink.hostname` is reported as an unknown label instead of being ignored.
+ * Unknown `tslink.*` keys are errors. Surrounding whitespace in values is ignored. Hostnames and
+ * Service names are DNS names, so they are lowercased; tags keep their case.
+ */
+import { type Parsed, type Report, failed, reporter, show, showKey, suggestion, textOf } from './messages.js';
+import { type NetworkConfig } from './network-options.js';
+import { type ServeRule, parseServeRule } from './serve.js';
+import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, parseTagList } from './values.js';
+export interface ContainerConfig {
+  hostname: string;
+  /** Where the hostname came from: the label, the container name, or the endpoint ID. */
+  hostnameSource: 'label' | 'name' | 'endpoint';
+  /** Deduplicated, in the order given; empty when the label is absent. */
+  tags: string[];
+  /** `svc:<name>`, lowercased. */
+  service?: string;
+  /** Sorted by port. */
+  serve: ServeRule[];
+  /** Serve the rules on the node's own name too; defaults to true, or false with a service. */
+  direct: boolean;
+}
+
+
+export const LABEL_PREFIX = 'tslink.';
+export const SERVE_PREFIX = 'tslink.serve.';
+export const KNOWN_LABELS: readonly string[] = ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct'];
+
+/** Makes arbitrary text a DNS label: lowercase, other characters to `-`, runs of `-` collapsed, trimmed, cut to 63. */
+function sanitizeLabel(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+}
+
+const LAST_RESORT_HOSTNAME = 'tslink-node';
+
+/**
+ * The hostname of a container without `tslink.hostname`: its name made into a DNS label (the
+ * leading `/` Docker puts on names removed), or, if nothing valid remains, the first 12
+ * characters of the endpoint ID. Always a valid DNS label.
+ */
+export function deriveHostname(containerName: string, endpointId: string): { hostname: string; source: 'name' | 'endpoint' } {
+  const fromName = sanitizeLabel(containerName.replace(/^\/+/, ''));
+  if (fromName) return { hostname: fromName, source: 'name' };
+  return { hostname: sanitizeLabel(endpointId.slice(0, 12)) || LAST_RESORT_HOSTNAME, source: 'endpoint' };
+}
+
+
+interface LabelDraft {
+  hostname?: string;
+  tags: string[];
+  service?: string;
+  direct?: boolean;
+  serve: ServeRule[];
+  /** Serve labels seen, valid or not: a Service with only broken rules is reported once. */
+  serveLabels: number;
+}
+
+type LabelParser = (value: string, draft: LabelDraft, report: Report) => void;
+
+const LABELS: Record<string, LabelParser> = {
+  'tslink.hostname': (value, draft, report) => {
+    const v = value.trim();
+    const problem = dnsLabelProblem(v);
+    if (problem) report(`not a valid hostname: ${problem}; use a DNS label of ${DNS_LABEL_RULE}, e.g. web-1`);
+    else draft.hostname = v.toLowerCase();
+  },
+  'tslink.tags': (value, draft, report) => {
+    const { tags, problems } = parseTagList(value);
+    problems.forEach(report);
+    if (!problems.length) draft.tags = tags;
+  },
+  'tslink.service': (value, draft, report) => {
+    const v = value.trim();
+    const name = v.toLowerCase().startsWith('svc:') ? v.slice('svc:'.length) : undefined;
+    const problem = name === undefined ? 'it does not start with svc:' : dnsLabelProblem(name);
+    if (problem) report(`not a Service name: ${problem}; write svc:<name>, the name ${DNS_LABEL_RULE}, e.g. svc:web`);
+    else draft.service = v.toLowerCase();
+  },
+  'tslink.direct': (value, draft, report) => {
+    const b = parseBool(value);
+    if (b === undefined) report('must be true or false');
+    else draft.direct = b;
+  },
+};
+
+function parseServeLabel(key: string, value: string, draft: LabelDraft, report: Report): void {
+  draft.serveLabels++;
+  const portText = key.slice(SERVE_PREFIX.length);
+  const port = parsePort(portText);
+  if (port === undefined) {
+    report(`${show(portText)} is not a port; name the label tslink.serve.<port> with a port from 1 to 65535 (no leading zeros), e.g. tslink.serve.443=https:8080`);
+    return;
+  }
+  const rule = parseServeRule(port, value, report);
+  if (rule) draft.serve.push(rule);
+}
+
+function unknownLabel(key: string): string {
+  const candidates = [...Object.keys(LABELS)];
+  const lastDot = key.lastIndexOf('.');
+  if (lastDot > LABEL_PREFIX.length) candidates.push(SERVE_PREFIX + key.slice(lastDot + 1));
+  const hint = key.toLowerCase() === 'tslink.serve' ? ' (did you mean tslink.serve.<port>?)' : suggestion(key, candidates);
+  return `tslink: unknown label ${showKey(key)}${hint}; the tslink labels are ${KNOWN_LABELS.join(', ')}`;
+}
+
+/** Rules about how the labels fit together, checked once each label is valid on its own. */
+function checkCombination(draft: LabelDraft, errors: string[]): void {
+  const serviceLabel = `label tslink.service=${show(draft.service ?? '')}`;
+  if (draft.service && draft.serveLabels === 0) {
+    errors.push(`tslink: ${serviceLabel} needs at least one tslink.serve.<port> label saying what the Service serves, e.g. tslink.serve.443=https:8080`);
+  }
+  const tun = draft.serve.filter((r) => r.proto === 'tun');
+  if (tun.length && !draft.service) {
+    errors.push(`tslink: label ${SERVE_PREFIX}${tun[0]?.port}="tun": tun forwards traffic only for a Tailscale Service; add tslink.service=svc:<name>`);
+  }
+  if (tun.length && draft.serveLabels > 1) {
+    errors.push(`tslink: label ${SERVE_PREFIX}${tun[0]?.port}="tun" forwards all of the Service's traffic and cannot be combined with other tslink.serve.<port> labels; keep either the tun rule or the others`);
+  }
+  if (tun.length && draft.direct === true) {
+    errors.push('tslink: label tslink.direct="true" has no effect with a tun rule, which serves only the Service; remove tslink.direct');
+  }
+  if (draft.direct === false && !draft.service && draft.serveLabels > 0) {
+    errors.push('tslink: label tslink.direct="false" without tslink.service would serve nothing: the tslink.serve.<port> labels would be ignored; remove tslink.direct or add tslink.service=svc:<name>');
+  }
+}
+
+/**
+ * A container's configuration from all of its labels (labels not starting with `tslink.` are
+ * ignored). `containerName` may carry Docker's leading `/`.
+ */
+export function parseContainerLabels(
+  labels: Readonly<Record<string, string>>,
+  ctx: { containerName: string; endpointId: string },
+): Parsed<'config', ContainerConfig> {
+  const errors: string[] = [];
+  const draft: LabelDraft = { tags: [], serve: [], serveLabels: 0 };
+  for (const key of Object.keys(labels).sort()) {
+    if (!key.toLowerCase().startsWith(LABEL_PREFIX)) continue;
+    const value = textOf(labels[key]);
+    const report = reporter(errors, 'label', key, show(value));
+    const parser = LABELS[key];
+    if (parser) parser(value, draft, report);
+    else if (key.startsWith(SERVE_PREFIX)) parseServeLabel(key, value, draft, report);
+    else errors.push(unknownLabel(key));
+  }
+  checkCombination(draft, errors);
+  if (errors.length) return failed(errors);
+  const derived = draft.hostname === undefined ? deriveHostname(ctx.containerName, ctx.endpointId) : undefined;
+  return {
+    ok: true,
+    config: {
+      hostname: draft.hostname ?? derived?.hostname ?? LAST_RESORT_HOSTNAME,
+      hostnameSource: derived?.source ?? 'label',
+      tags: draft.tags,
+      ...(draft.service ? { service: draft.service } : {}),
+      serve: draft.serve.sort((a, b) => a.port - b.port),
+      direct: draft.direct ?? draft.service === undefined,
+    },
+  };
+}
+
+/** The tags a node advertises: a network's `tslink.tags` overrides the container's own. */
+export function effectiveTags(network: Pick<NetworkConfig, 'tags'>, container: Pick<ContainerConfig, 'tags'>): string[] {
+  return [...(network.tags ?? container.tags)];
+}
+
+/** The container's tags that its network overrides and that the node therefore does not get (for a warning). */
+export function overriddenTags(network: Pick<NetworkConfig, 'tags'>, container: Pick<ContainerConfig, 'tags'>): string[] {
+  const net = network.tags;
+  if (!net) return [];
+  const kept = new Set(net);
+  return container.tags.filter((t) => !kept.has(t));
+}
+
