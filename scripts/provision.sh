@@ -10,9 +10,10 @@ sid=$cache/engines/28.5
 mkdir -p "$cache/engines"
 export DEBIAN_FRONTEND=noninteractive
 apt=(apt-get -q -o DPkg::Lock::Timeout=300) # other sessions may be holding apt's lock
-# Where apt keeps its sources and pins: apt-config honours APT_CONFIG, so the provisioning test can
-# run this script against throwaway lists and sources without touching the machine's own.
-eval "$(apt-config shell SOURCE_LIST Dir::Etc::sourcelist/f SOURCE_PARTS Dir::Etc::sourceparts/d PREF_PARTS Dir::Etc::preferencesparts/d)"
+# Where apt keeps its sources, pins and lists: apt-config honours APT_CONFIG, so the provisioning
+# test can run this script against throwaway ones without touching the machine's own (apt.conf.d
+# is read after APT_CONFIG and overrides it, so such a config must move Dir::Etc::parts too).
+eval "$(apt-config shell SOURCE_LIST Dir::Etc::sourcelist/f SOURCE_PARTS Dir::Etc::sourceparts/d PREF_PARTS Dir::Etc::preferencesparts/d LISTS Dir::State::lists/d)"
 say() { echo "provision: $*"; }
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -83,7 +84,10 @@ if [ ! -x "$sid/usr/sbin/dockerd" ] || [ ! -x "$sid/usr/bin/docker" ] || [ ! -x 
   tmp=$(mktemp -d "$cache/engines/.download.XXXXXX")
   # The sandbox user _apt cannot write into a private cache directory, so root downloads.
   download() { (cd "$tmp" && "${apt[@]}" -o APT::Sandbox::User=root download "${pkgs[@]}"); }
-  download || { ((lists_updated == 0)) && update_lists "download failed on the current lists" && download; } ||
+  # apt-get update re-fetches an index only when the new InRelease lists another hash for it, so a
+  # sid list gone wrong under an unchanged InRelease would survive it: forget sid's Release first.
+  download || { ((lists_updated == 0)) && rm -f "$LISTS"*_dists_sid_*Release* &&
+    update_lists "download failed on the current lists" && download; } ||
     { echo "provision: could not download ${pkgs[*]}" >&2; exit 1; }
   for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
   rm -rf "$sid" && mv "$tmp/root" "$sid" && rm -rf "$tmp"

@@ -25,7 +25,15 @@ npm run -s build || { echo "build: 0 passed, 1 failed"; exit 1; }
 stage unit dist/test/unit/*.test.js
 stage packaging dist/test/packaging/*.test.js
 
+# A script that ends with its own "N passed, N failed" line (counted below like a TAP summary).
+plain_stage() { # plain_stage NAME COMMAND...
+  local name=$1; shift
+  echo "=== $name"
+  "$@" 2>&1 | tee "$results/$name.plain" || errors+=("$name")
+}
+
 if scripts/provision.sh; then
+  plain_stage provisioning test/provision/provision.test.sh
   for engine in $ENGINES; do
     if ! scripts/engine.sh start "$engine"; then errors+=("engine-$engine"); continue; fi
     eval "$(scripts/engine.sh env "$engine")"
@@ -53,6 +61,15 @@ for tap in "$results"/*.tap; do
   # A hook that fails outside any test shows only as a failed suite ("not ok" with no test under it).
   hooks=$(grep -cE "failureType: '(hookFailed|cancelledByParent)'" "$tap" || true)
   [ "$hooks" -eq 0 ] || { errors+=("$name: $hooks hook failures"); [ "$f" -gt 0 ] || fail=$((fail + hooks)); }
+done
+for out in "$results"/*.plain; do
+  [ -f "$out" ] || continue
+  name=$(basename "$out" .plain)
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+  if [ -z "$line" ]; then errors+=("$name: no summary"); fail=$((fail + 1)); continue; fi
+  p=${line%% passed*} f=${line#*, } f=${f%% failed}
+  pass=$((pass + p)); fail=$((fail + f))
+  [ "$p" -gt 0 ] || { errors+=("$name: ran no tests"); fail=$((fail + 1)); }
 done
 if [ ${#errors[@]} -gt 0 ]; then
   echo "stages with failures: ${errors[*]}"

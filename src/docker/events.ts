@@ -1,3 +1,4 @@
+import { shortId } from '../util/short-id.js';
 import { EventEmitter } from 'node:events';
 import { fullJitterDelay } from '../util/backoff.js';
 import type { Logger } from '../util/log.js';
@@ -169,7 +170,7 @@ export class EventsWatcher extends EventEmitter {
         try {
           await this.handle(ev);
         } catch (e) {
-          this.log.error({ event: `${ev.Type} ${ev.Action}`, id: ev.Actor.ID.slice(0, 12), err: (e as Error).message }, 'event handler failed');
+          this.log.error({ event: `${ev.Type} ${ev.Action}`, id: shortId(ev.Actor.ID), err: (e as Error).message }, 'event handler failed');
         }
         // Resume from what was handled: on reconnect Docker replays from here (inclusive), and
         // handlers are idempotent, so a replay costs a little work and never loses an event.

@@ -1,3 +1,4 @@
+import { shortId } from '../util/short-id.js';
 import type { Logger } from '../util/log.js';
 import type { HostNetwork } from '../host/network.js';
 import { linkNames } from '../host/network.js';
@@ -9,7 +10,6 @@ import { subnetHalves } from '../host/ipv4.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
 import type * as P from './protocol.js';
 
-const short = (id: string): string => id.slice(0, 12);
 
 /** What the rest of tslink does at each step of an endpoint's life; given at construction. */
 export interface EndpointLifecycle {
@@ -90,10 +90,10 @@ export class Driver {
       await this.locks.run('rules', () => this.host.syncRules([...this.store.networks.values()]));
     } catch (e) {
       await this.store.deleteNetwork(id);
-      this.log.error({ network: short(id), err: (e as Error).message }, 'network rules failed');
+      this.log.error({ network: shortId(id), err: (e as Error).message }, 'network rules failed');
       throw internal(`tslink: could not set up NAT and filter rules for the network: ${(e as Error).message}; check that iptables works on the host`);
     }
-    this.log.info({ network: short(id), subnet: rec.subnet, mtu: rec.mtu, tags: rec.config.tags, ephemeral: rec.config.ephemeral }, 'network created');
+    this.log.info({ network: shortId(id), subnet: rec.subnet, mtu: rec.mtu, tags: rec.config.tags, ephemeral: rec.config.ephemeral }, 'network created');
   }
 
   async deleteNetwork(req: P.NetworkRequest): Promise<void> {
@@ -103,7 +103,7 @@ export class Driver {
     for (const ep of this.store.endpointsOf(id)) await this.removeEndpoint(ep);
     await this.store.deleteNetwork(id);
     await this.locks.run('rules', () => this.host.syncRules([...this.store.networks.values()]));
-    this.log.info({ network: short(id) }, 'network deleted');
+    this.log.info({ network: shortId(id) }, 'network deleted');
   }
 
   async createEndpoint(req: P.CreateEndpointRequest): Promise<P.CreateEndpointResponse> {
@@ -124,7 +124,7 @@ export class Driver {
       createdAt: new Date().toISOString(),
     };
     await this.store.putEndpoint(rec);
-    this.log.debug({ network: short(net.id), endpoint: short(rec.id), address: cidr }, 'endpoint created');
+    this.log.debug({ network: shortId(net.id), endpoint: shortId(rec.id), address: cidr }, 'endpoint created');
     return {};
   }
 
@@ -136,12 +136,12 @@ export class Driver {
       try {
         await this.host.setUpEndpoint(net, ep);
       } catch (e) {
-        this.log.error({ endpoint: short(ep.id), err: (e as Error).message }, 'join: host networking failed');
+        this.log.error({ endpoint: shortId(ep.id), err: (e as Error).message }, 'join: host networking failed');
         throw internal(`tslink: could not create the container's network interface: ${(e as Error).message}`);
       }
       // A patch, not a put: the Join check may have bound the endpoint to its container meanwhile.
       const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;
-      this.log.info({ network: short(net.id), endpoint: short(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
+      this.log.info({ network: shortId(net.id), endpoint: shortId(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
       queueMicrotask(() => this.lifecycle.joined(rec, net));
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
@@ -168,7 +168,7 @@ export class Driver {
     await this.locks.run(ep.id, async () => {
       await this.lifecycle.leaving(ep);
       await this.store.patchEndpoint(ep.id, { sandboxKey: undefined, joinedAt: undefined });
-      this.log.info({ endpoint: short(ep.id) }, 'endpoint left');
+      this.log.info({ endpoint: shortId(ep.id) }, 'endpoint left');
     });
   }
 
@@ -182,7 +182,7 @@ export class Driver {
   async forgetEndpoint(id: string): Promise<void> {
     const ep = this.store.endpoints.get(id);
     if (!ep) return;
-    this.log.warn({ endpoint: short(id), container: ep.containerName }, 'endpoint has no container any more: removing it');
+    this.log.warn({ endpoint: shortId(id), container: ep.containerName }, 'endpoint has no container any more: removing it');
     await this.locks.run(ep.id, () => this.removeEndpoint(ep));
   }
 
@@ -209,14 +209,14 @@ export class Driver {
     }
     await this.store.deleteEndpoint(ep.id);
     await this.lifecycle.deleted(ep);
-    this.log.info({ endpoint: short(ep.id) }, 'endpoint deleted');
+    this.log.info({ endpoint: shortId(ep.id) }, 'endpoint deleted');
   }
 
   private network(id: string): NetworkRecord {
     const net = this.store.networks.get(id);
     if (!net) {
       throw notFound(
-        `tslink: network ${short(id)} is not known to this plugin (its record in ${this.settings.dataDir}/networks is missing); remove the network and create it again`,
+        `tslink: network ${shortId(id)} is not known to this plugin (its record in ${this.settings.dataDir}/networks is missing); remove the network and create it again`,
       );
     }
     return net;
@@ -225,7 +225,7 @@ export class Driver {
   private endpoint(networkId: string, id: string): EndpointRecord {
     const ep = this.store.endpoints.get(id);
     if (!ep || ep.networkId !== networkId) {
-      throw notFound(`tslink: endpoint ${short(id)} on network ${short(networkId)} is not known to this plugin; start the container again`);
+      throw notFound(`tslink: endpoint ${shortId(id)} on network ${shortId(networkId)} is not known to this plugin; start the container again`);
     }
     return ep;
   }

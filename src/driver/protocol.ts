@@ -114,7 +114,8 @@ export const schemas = {
     properties: {
       NetworkID: id,
       EndpointID: id,
-      SandboxKey: { type: 'string', pattern: '^/[^\\0]*$', maxLength: 4096 },
+      // Only Docker's own sandbox keys (host/netns.ts SANDBOX_KEY): never /proc/1/ns/net or any other file.
+      SandboxKey: { type: 'string', pattern: '^(/var)?/run/docker/netns/[0-9a-f]{12}$', maxLength: 40 },
       Options: options,
     },
   },

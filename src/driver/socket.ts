@@ -1,20 +1,6 @@
-import { connect } from 'node:net';
+import { socketIsLive } from '../util/socket-probe.js';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-
-/** Resolves true when something accepts connections on the socket path. */
-export function socketIsLive(path: string, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const done = (live: boolean): void => {
-      s.destroy();
-      resolve(live);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-    s.setTimeout(timeoutMs, () => done(false));
-  });
-}
 
 /**
  * Makes the socket path ours: a stale file left by a killed instance is removed, a live one

@@ -1,3 +1,4 @@
+import { ROUTE_PROTO, WIREGUARD_PORT } from '../config/tailnet.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { CommandError, mustRun, type Runner } from '../util/exec.js';
 import type { EndpointRecord, NetworkRecord } from '../state/store.js';
@@ -6,8 +7,6 @@ import type { EndpointRecord, NetworkRecord } from '../state/store.js';
 export const HOST_IF_PREFIX = 'tsh';
 export const CONTAINER_IF_PREFIX = 'tsc';
 /** Routes tslink adds carry this protocol number, so a sweep can find them without names. */
-export const ROUTE_PROTO = 211;
-export const WIREGUARD_PORT = 41641;
 export const FILTER_CHAIN = 'TSLINK-FORWARD';
 export const NAT_CHAIN = 'TSLINK-POSTROUTING';
 

@@ -1,3 +1,4 @@
+import { shortId } from '../util/short-id.js';
 import type { HostNetwork } from './network.js';
 import type { Logger } from '../util/log.js';
 import type { StateStore } from '../state/store.js';
@@ -14,7 +15,7 @@ export async function reconcileHost(store: StateStore, host: HostNetwork, log: L
   for (const ep of store.endpoints.values()) {
     const net = store.networks.get(ep.networkId);
     if (!net) {
-      log.warn({ endpoint: ep.id.slice(0, 12), network: ep.networkId.slice(0, 12) }, 'endpoint of an unknown network: forgetting it');
+      log.warn({ endpoint: shortId(ep.id), network: shortId(ep.networkId) }, 'endpoint of an unknown network: forgetting it');
       await host.tearDownEndpoint(ep);
       await store.deleteEndpoint(ep.id);
       continue;

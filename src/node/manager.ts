@@ -1,54 +1,29 @@
+import { shortId } from '../util/short-id.js';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
-import { ROUTE_PROTO } from '../host/network.js';
-import { effectiveTags, overriddenTags } from '../config/labels.js';
+import { blockTailnetOutsideTailscale } from '../host/container-routes.js';
+import { overriddenTags } from '../config/labels.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../util/log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
 import { IdentityLocks } from './identity-locks.js';
 import { StatusFiles, type NodeStatus } from './status.js';
-import { NodeSupervisor, type NodeSpec, type SupervisorOptions } from './supervisor.js';
+import { NodeSupervisor, type SupervisorOptions } from './supervisor.js';
+import { nodeSpec } from './node-config.js';
 import { TailscaleCli } from './tailscale-cli.js';
 import type { TailscaleBinaries } from './tailscale-binaries.js';
 
 const MARKER = 'tslink-node.json';
-const TAILNET_V4 = '100.64.0.0/10';
-const TAILNET_V6 = 'fd7a:115c:a1e0::/48';
-const short = (id: string): string => id.slice(0, 12);
 
 interface Marker {
   ephemeral: boolean;
   network: string;
   endpoint: string;
   updatedAt: string;
-}
-
-/**
- * Builds a node's spec from its endpoint's bound configuration; the network's tags always win.
- * A node is ephemeral when its network says so or its key does (an OAuth secret's
- * `?ephemeral=true`); a plain key's own kind cannot be seen from here.
- */
-export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: string): NodeSpec | undefined {
-  const c = ep.config;
-  if (!c || !ep.sandboxKey) return undefined;
-  return {
-    endpointId: ep.id,
-    networkId: net.id,
-    containerId: ep.containerId,
-    containerName: ep.containerName,
-    sandboxKey: ep.sandboxKey,
-    hostname: c.hostname,
-    tags: effectiveTags(net.config, c),
-    loginServer: net.config.loginServer,
-    ephemeral: net.config.ephemeral || /[?&]ephemeral=true(&|$)/.test(authKey ?? ''),
-    service: c.service,
-    serve: c.serve,
-    direct: c.direct,
-  };
 }
 
 /** Owns every endpoint's node: start on ready, drain on kill, stop on leave, hostname ownership. */
@@ -73,21 +48,6 @@ export class NodeManager {
     return join(this.settings.dataDir, 'by-hostname', hostname);
   }
 
-  /**
-   * Tailnet ranges unreachable in the container's main table: tailscaled routes them in its own
-   * table (looked up first), and while it is down they must not leak out through the default
-   * route to the host, whose own Tailscale would carry them.
-   */
-  private async blockTailnetOutsideTailscale(netns: string): Promise<void> {
-    const r = await this.run('nsenter', [`--net=${netns}`, 'ip', '-force', '-batch', '-'], {
-      input: `route replace unreachable ${TAILNET_V4} proto ${ROUTE_PROTO}\nroute replace unreachable ${TAILNET_V6} proto ${ROUTE_PROTO}\n`,
-    });
-    // IPv6 may be off in the container (line 2 fails then); the IPv4 route must exist.
-    if (r.code !== 0 && /Command failed -:1$/m.test(r.stderr)) {
-      throw new Error(`ip route in the container: ${r.stderr.trim()}`);
-    }
-  }
-
   private readonly written = new Map<string, string>();
 
   /** Keeps the latest status; the file is rewritten only when it changed (polls mostly do not). */
@@ -106,7 +66,7 @@ export class NodeManager {
     if (!spec) return;
     const dropped = ep.config ? overriddenTags(net.config, ep.config) : [];
     if (dropped.length) {
-      this.log.warn({ endpoint: short(ep.id), container: ep.containerName, dropped, tags: spec.tags }, 'the network sets the tags: the container\'s own tslink.tags are not used');
+      this.log.warn({ endpoint: shortId(ep.id), container: ep.containerName, dropped, tags: spec.tags }, 'the network sets the tags: the container\'s own tslink.tags are not used');
     }
     const base: NodeStatus = {
       endpoint: ep.id, network: net.id, container: ep.containerId, containerName: ep.containerName,
@@ -117,14 +77,15 @@ export class NodeManager {
       return;
     }
     const bins = this.binaries;
-    const runDir = join(this.settings.dataDir, 'run', short(ep.id));
+    const netns = localSandboxPath(spec.sandboxKey, this.settings.hostDockerRun);
+    const runDir = join(this.settings.dataDir, 'run', shortId(ep.id));
     const sup = new NodeSupervisor(
       spec,
-      { stateDir: this.stateDir(spec.hostname), runDir, socket: join(runDir, 'tailscaled.sock'), logFile: join(this.settings.dataDir, 'logs', `${short(ep.id)}-tailscaled.log`) },
+      { stateDir: this.stateDir(spec.hostname), runDir, socket: join(runDir, 'tailscaled.sock'), logFile: join(this.settings.dataDir, 'logs', `${shortId(ep.id)}-tailscaled.log`) },
       {
         spawnDaemon: (args) =>
-          spawn('nsenter', [`--net=${localSandboxPath(spec.sandboxKey, this.settings.hostDockerRun)}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
-        prepareNamespace: () => this.blockTailnetOutsideTailscale(localSandboxPath(spec.sandboxKey, this.settings.hostDockerRun)),
+          spawn('nsenter', [`--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
+        prepareNamespace: () => blockTailnetOutsideTailscale(this.run, netns),
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,
         onStatus: (s) => this.record(s),
@@ -138,7 +99,7 @@ export class NodeManager {
     const holder = this.locks.claim(spec.hostname, ep.id);
     if (holder !== ep.id) {
       const h = this.store.endpoints.get(holder);
-      const who = h?.containerName ? `container ${h.containerName} (${short(h.containerId ?? '')})` : `endpoint ${short(holder)}`;
+      const who = h?.containerName ? `container ${h.containerName} (${shortId(h.containerId ?? '')})` : `endpoint ${shortId(holder)}`;
       sup.wait(`tslink: hostname ${spec.hostname} is in use by ${who} on this host; this container waits until it leaves (give it another tslink.hostname to run both)`, who);
       return;
     }
@@ -167,11 +128,11 @@ export class NodeManager {
     this.sups.delete(endpointId);
     const waiting = this.locks.holder(sup.spec.hostname) !== endpointId;
     if (!waiting) await sup.stop({ logout: sup.spec.ephemeral });
-    else sup.status.state = 'stopped';
+    else sup.markStopped();
     const next = this.locks.release(sup.spec.hostname, endpointId);
     if (!waiting && sup.spec.ephemeral) {
-      await rm(sup.paths.stateDir, { recursive: true, force: true });
-      this.log.info({ endpoint: short(endpointId), hostname: sup.spec.hostname }, 'ephemeral node logged out and its state deleted');
+      await sup.removeState();
+      this.log.info({ endpoint: shortId(endpointId), hostname: sup.spec.hostname }, 'ephemeral node logged out and its state deleted');
     }
     this.record({ ...sup.status, state: 'stopped' });
     const nextSup = next ? this.sups.get(next) : undefined;

@@ -1,32 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
-import type { ServeRule } from '../config/serve.js';
 import { RestartPolicy, type RestartPolicyOptions, DEFAULT_RESTART_POLICY } from './restart-policy.js';
 import { RotatingLog } from './rotating-log.js';
-import { CliError, serveArgs, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
+import { CliError, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
+import { classifyUpFailure, loginKey, servePlan, type NodeSpec } from './node-config.js';
+import { WIREGUARD_PORT } from '../config/tailnet.js';
+import { socketIsLive } from '../util/socket-probe.js';
+import { shortId } from '../util/short-id.js';
 import type { NodeState, NodeStatus } from './status.js';
-
-export const WIREGUARD_PORT = 41641;
-
-/** Everything one node needs to know, resolved from its container's labels and its network. */
-export interface NodeSpec {
-  endpointId: string;
-  networkId: string;
-  containerId?: string;
-  containerName?: string;
-  sandboxKey: string;
-  hostname: string;
-  tags: string[];
-  loginServer?: string;
-  ephemeral: boolean;
-  service?: string;
-  serve: ServeRule[];
-  direct: boolean;
-}
 
 export interface NodePaths {
   stateDir: string;
@@ -66,15 +50,6 @@ export const DEFAULT_SUPERVISOR_OPTIONS: SupervisorOptions = {
   restart: DEFAULT_RESTART_POLICY,
 };
 
-/** Failures that a retry cannot mend: say so and stop, instead of hammering the control server. */
-function classifyUpFailure(text: string): { state: NodeState; permanent: boolean } {
-  if (/invalid key|key (has )?expired|not valid|unauthori[sz]ed|backend error/i.test(text)) return { state: 'logged-out', permanent: true };
-  // In text mode the real CLI says "To approve your machine, visit (as admin)" for NeedsMachineAuth.
-  if (/needs? ?login|NeedsLogin|To authenticate, visit|NeedsMachineAuth|To approve your machine/i.test(text)) return { state: 'logged-out', permanent: true };
-  if (/invalid (hostname|tag)|tag:.*invalid|is not a valid/i.test(text)) return { state: 'failed', permanent: true };
-  return { state: 'retrying', permanent: false };
-}
-
 /**
  * One endpoint's tailscaled: started in the container's network namespace, configured through
  * the CLI, restarted with backoff when it dies, drained and stopped when the container leaves.
@@ -91,7 +66,8 @@ export class NodeSupervisor {
   private tail = '';
   private exited?: Promise<void>;
   private drained = false;
-  readonly status: NodeStatus;
+  private readonly log: Logger;
+  private readonly state: NodeStatus;
 
   constructor(
     readonly spec: NodeSpec,
@@ -101,7 +77,8 @@ export class NodeSupervisor {
     this.opts = { ...DEFAULT_SUPERVISOR_OPTIONS, ...deps.options };
     this.policy = new RestartPolicy(this.opts.restart);
     this.out = new RotatingLog(paths.logFile);
-    this.status = {
+    this.log = deps.log.child({ endpoint: shortId(spec.endpointId), container: shortId(spec.containerId), hostname: spec.hostname });
+    this.state = {
       endpoint: spec.endpointId,
       network: spec.networkId,
       container: spec.containerId,
@@ -120,25 +97,43 @@ export class NodeSupervisor {
     this.schedule(delayMs, () => this.launch());
   }
 
+  /** A copy of the node's status: only the supervisor changes it. */
+  get status(): NodeStatus {
+    return { ...this.state };
+  }
+
+  /** A node that never ran (it waited for a hostname) is done: it only reports that. */
+  markStopped(): void {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.set('stopped');
+    }
+  }
+
+  /** Deletes the node's state directory (its identity): for ephemeral nodes, after stop and logout. */
+  async removeState(): Promise<void> {
+    await rm(this.paths.stateDir, { recursive: true, force: true });
+  }
+
   /** Marks the node as waiting for something outside it (a held hostname). */
   wait(reason: string, heldBy: string): void {
     this.set('waiting-for-container', { lastError: reason, heldBy });
   }
 
   private set(state: NodeState, extra: Partial<NodeStatus> = {}): void {
-    const changed = this.status.state !== state;
-    Object.assign(this.status, { heldBy: undefined, nextAttemptAt: undefined }, extra, { state });
-    if (changed) this.status.since = new Date().toISOString();
-    if (extra.lastError) this.status.lastError = scrubSecrets(extra.lastError);
-    this.deps.onStatus({ ...this.status });
+    const changed = this.state.state !== state;
+    Object.assign(this.state, { heldBy: undefined, nextAttemptAt: undefined }, extra, { state });
+    if (changed) this.state.since = new Date().toISOString();
+    if (extra.lastError) this.state.lastError = scrubSecrets(extra.lastError);
+    this.deps.onStatus({ ...this.state });
     const level = state === 'failed' || state === 'logged-out' ? 'error' : state === 'retrying' ? 'warn' : 'info';
-    if (changed) this.deps.log[level]({ endpoint: this.spec.endpointId.slice(0, 12), hostname: this.spec.hostname, state, err: this.status.lastError }, 'node state');
+    if (changed) this.log[level]({ state, err: this.state.lastError }, 'node state');
   }
 
   private schedule(ms: number, fn: () => Promise<void>): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      void fn().catch((e: Error) => this.deps.log.error({ endpoint: this.spec.endpointId.slice(0, 12), err: e.message }, 'node supervisor error'));
+      void fn().catch((e: Error) => this.log.error({ err: e.message }, 'node supervisor error'));
     }, ms);
   }
 
@@ -150,7 +145,7 @@ export class NodeSupervisor {
     await this.killLeftover();
     await rm(this.paths.socket, { force: true });
     await this.deps.prepareNamespace?.().catch((e: Error) =>
-      this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: e.message }, 'could not make tailnet ranges unreachable in the container'),
+      this.log.warn({ err: e.message }, 'could not make tailnet ranges unreachable in the container'),
     );
     const child = this.deps.spawnDaemon([
       `--statedir=${this.paths.stateDir}`,
@@ -178,7 +173,7 @@ export class NodeSupervisor {
         this.tail += `\n${e.message}`;
       });
     });
-    this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12), pid: child.pid }, 'tailscaled spawned');
+    this.log.debug({ pid: child.pid }, 'tailscaled spawned');
     if (!(await this.waitForSocket(child))) {
       if (this.child === child && !this.stopping) child.kill('SIGKILL');
       return;
@@ -200,7 +195,7 @@ export class NodeSupervisor {
     if (!pid) return;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (!cmdline.includes(this.paths.socket)) return;
-    this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), pid }, 'stopping a tailscaled left by an earlier plugin process');
+    this.log.warn({ pid }, 'stopping a tailscaled left by an earlier plugin process');
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -213,7 +208,7 @@ export class NodeSupervisor {
     const deadline = Date.now() + this.opts.socketWaitMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null || this.stopping) return false;
-      if (await canConnect(this.paths.socket)) return true;
+      if (await socketIsLive(this.paths.socket)) return true;
       await sleep(10);
     }
     this.tail += `\ntailscaled did not open its socket within ${this.opts.socketWaitMs} ms`;
@@ -222,7 +217,7 @@ export class NodeSupervisor {
 
   private async configure(child: ChildProcess): Promise<void> {
     try {
-      this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12) }, 'tailscaled socket ready');
+      this.log.debug({}, 'tailscaled socket ready');
       let st = await this.deps.cli.status();
       const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState';
       let keyFile: string | undefined;
@@ -233,7 +228,7 @@ export class NodeSupervisor {
           return;
         }
         keyFile = join(this.paths.runDir, 'authkey');
-        await writeFile(keyFile, this.keyFor(key), { mode: 0o600 });
+        await writeFile(keyFile, loginKey(key, this.spec.ephemeral), { mode: 0o600 });
       }
       let r;
       try {
@@ -253,7 +248,7 @@ export class NodeSupervisor {
         }
         throw new CliError('up', r);
       }
-      this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12) }, 'tailscale up done');
+      this.log.debug({}, 'tailscale up done');
       st = await this.deps.cli.status();
       this.noteStatus(st);
       if (this.spec.serve.length || this.spec.service) {
@@ -265,33 +260,18 @@ export class NodeSupervisor {
     } catch (e) {
       if (this.stopping || this.child !== child) return;
       this.tail += `\n${(e as Error).message}`;
-      this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: scrubSecrets((e as Error).message) }, 'node configuration failed; restarting tailscaled');
+      this.log.warn({ err: scrubSecrets((e as Error).message) }, 'node configuration failed; restarting tailscaled');
       child.kill('SIGTERM');
     }
   }
 
-  /** An OAuth client secret chooses the node's kind by query; plain keys carry it themselves. */
-  private keyFor(key: string): string {
-    if (key.startsWith('tskey-client-') && !key.includes('?')) {
-      return `${key}?ephemeral=${this.spec.ephemeral}&preauthorized=true`;
-    }
-    return key;
-  }
-
-  /** Serve rules are applied as a whole: reset, then every rule, then the Service advertisement. */
   private async applyServe(): Promise<void> {
-    const cli = this.deps.cli;
-    await cli.must('serve reset', ['serve', 'reset']);
-    for (const rule of this.spec.serve) {
-      if (this.spec.direct && rule.proto !== 'tun') await cli.must(`serve ${rule.proto}:${rule.port}`, serveArgs(rule));
-      if (this.spec.service) await cli.must(`serve ${rule.proto}:${rule.port} for ${this.spec.service}`, serveArgs(rule, this.spec.service));
-    }
-    if (this.spec.service) await cli.must(`advertise ${this.spec.service}`, ['serve', 'advertise', this.spec.service]);
+    for (const step of servePlan(this.spec)) await this.deps.cli.must(step.what, step.args);
   }
 
   private noteStatus(st: TailscaleStatus): void {
-    this.status.tailscaleIPs = st.Self?.TailscaleIPs ?? st.TailscaleIPs ?? [];
-    if (st.Version) this.status.tailscaledVersion = st.Version;
+    this.state.tailscaleIPs = st.Self?.TailscaleIPs ?? st.TailscaleIPs ?? [];
+    if (st.Version) this.state.tailscaledVersion = st.Version;
   }
 
   private pollLater(): void {
@@ -307,10 +287,10 @@ export class NodeSupervisor {
       const st = await this.deps.cli.status();
       this.noteStatus(st);
       if (st.BackendState === 'NeedsLogin') this.set('logged-out', { lastError: 'the control server logged this node out (key expired or node removed); restart the container to log in again' });
-      else if (st.BackendState === 'Running' && this.status.state !== 'running') this.set('running', { lastError: undefined });
-      else this.deps.onStatus({ ...this.status });
+      else if (st.BackendState === 'Running' && this.state.state !== 'running') this.set('running', { lastError: undefined });
+      else this.deps.onStatus({ ...this.state });
     } catch (e) {
-      this.deps.log.debug({ endpoint: this.spec.endpointId.slice(0, 12), err: (e as Error).message }, 'status poll failed');
+      this.log.debug({ err: (e as Error).message }, 'status poll failed');
     }
     this.pollLater();
   }
@@ -321,7 +301,7 @@ export class NodeSupervisor {
     const how = signal ? `signal ${signal}` : `code ${code}`;
     const lastOutput = scrubSecrets(this.tail.trim().split('\n').slice(-5).join(' | '));
     const d = this.policy.onExit(this.startedAt, Date.now());
-    this.status.restarts++;
+    this.state.restarts++;
     const next = new Date(Date.now() + d.delayMs).toISOString();
     if (d.kind === 'crash-loop') {
       this.set('failed', { lastError: `tailscaled crashed ${d.crashes} times within ${this.opts.restart.loopWindowMs / 1000} s (last exit ${how}): ${lastOutput}; next try after a cooldown`, nextAttemptAt: next });
@@ -337,10 +317,10 @@ export class NodeSupervisor {
     this.drained = true;
     const r = await this.deps.cli.call(['serve', 'drain', this.spec.service], 10_000);
     if (r.code !== 0) {
-      this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), err: scrubSecrets(r.stderr || r.stdout) }, 'service drain failed');
+      this.log.warn({ err: scrubSecrets(r.stderr || r.stdout) }, 'service drain failed');
       return;
     }
-    this.deps.log.info({ endpoint: this.spec.endpointId.slice(0, 12), service: this.spec.service }, 'service backend drained');
+    this.log.info({ service: this.spec.service }, 'service backend drained');
     await sleep(this.opts.drainWaitMs);
   }
 
@@ -353,8 +333,8 @@ export class NodeSupervisor {
     clearTimeout(this.pollTimer);
     if (opts.logout && this.child) {
       const r = await this.deps.cli.call(['logout'], 10_000).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
-      if (r.code !== 0) this.deps.log.warn({ endpoint: this.spec.endpointId.slice(0, 12), hostname: this.spec.hostname, err: scrubSecrets(r.stderr || r.stdout) }, 'logout failed');
-      else this.deps.log.info({ endpoint: this.spec.endpointId.slice(0, 12), hostname: this.spec.hostname }, 'node logged out');
+      if (r.code !== 0) this.log.warn({ err: scrubSecrets(r.stderr || r.stdout) }, 'logout failed');
+      else this.log.info({}, 'node logged out');
     }
     const child = this.child;
     if (child) {
@@ -367,17 +347,6 @@ export class NodeSupervisor {
     await this.out.close();
     this.set('stopped');
   }
-}
-
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

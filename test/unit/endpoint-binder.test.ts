@@ -14,7 +14,8 @@ const NET = 'f'.repeat(64);
 const net: NetworkRecord = { id: NET, createdAt: '', subnet: '10.1.0.0/24', gateway: '10.1.0.1', mtu: 1500, config: { ephemeral: false, mtu: 1500 } as NetworkRecord['config'] };
 const epId = (i: number): string => i.toString(16).padEnd(64, 'e');
 const cid = (i: number): string => i.toString(16).padEnd(64, 'c');
-const sandbox = (i: number): string => `/var/run/docker/netns/sb${i}`;
+const sandboxId = (i: number): string => i.toString(16).padStart(12, "0");
+const sandbox = (i: number): string => `/var/run/docker/netns/${sandboxId(i)}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A Docker whose listing and network snapshot the test changes step by step. */
@@ -48,7 +49,7 @@ async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: 
   await store.load();
   await store.putNetwork(net);
   const { log, lines } = captureLogger();
-  const mounted = opts.mounted ?? new Set([1, 2, 3, 4].map((i) => `/run/docker/netns/sb${i}`));
+  const mounted = opts.mounted ?? new Set([1, 2, 3, 4].map((i) => `/run/docker/netns/${sandboxId(i)}`));
   const readiness = new NetnsReadiness({ pollMs: 5, giveUpMs: 2000, mountPoints: async () => mounted, onError: (e) => assert.fail(e) });
   const ready: EndpointRecord[] = [];
   const bound: EndpointRecord[] = [];

@@ -92,7 +92,7 @@ describe('keyed mutex', () => {
 
 describe('node spec', () => {
   it('lets the network\'s tags win and takes ephemerality from the network or the key', async () => {
-    const { nodeSpec } = await import('../../src/node/manager.js');
+    const { nodeSpec } = await import('../../src/node/node-config.js');
     const ep = {
       id: 'e'.repeat(64), networkId: 'n'.repeat(64), address: '10.0.0.2', prefixLen: 24, hostIf: 'tshx', containerIf: 'tscx', createdAt: '',
       sandboxKey: '/run/docker/netns/x',

@@ -86,7 +86,7 @@ describe('plugin server', () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     const ep = { NetworkID: NET_ID, EndpointID: EP_ID };
     assert.equal((await call('NetworkDriver.CreateEndpoint', { ...ep, Interface: { Address: '172.18.0.2/16', AddressIPv6: '', MacAddress: '' } })).status, 200);
-    const join = await call('NetworkDriver.Join', { ...ep, SandboxKey: '/var/run/docker/netns/abc', Options: {} });
+    const join = await call('NetworkDriver.Join', { ...ep, SandboxKey: '/var/run/docker/netns/0123456789ab', Options: {} });
     assert.equal(join.status, 200);
     assert.deepEqual(join.body, {
       InterfaceName: { SrcName: `tsc${EP_ID.slice(0, 12)}`, DstPrefix: 'eth' },
@@ -117,7 +117,7 @@ describe('plugin server', () => {
     assert.equal(r.status, 404);
     assert.match(String(r.body['Err']), /^tslink: network aaaaaaaaaaaa is not known to this plugin .*remove the network and create it again/);
     await call('NetworkDriver.CreateNetwork', createNetworkBody());
-    const j = await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/x' });
+    const j = await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/0123456789ab' });
     assert.equal(j.status, 404);
     assert.match(String(j.body['Err']), /endpoint bbbbbbbbbbbb on network aaaaaaaaaaaa is not known/);
   });
@@ -149,7 +149,7 @@ describe('plugin server', () => {
     await call('NetworkDriver.CreateNetwork', createNetworkBody());
     await call('NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } });
     host.failSetUp = true;
-    const r = await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/x' });
+    const r = await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/0123456789ab' });
     assert.equal(r.status, 500);
     assert.match(String(r.body['Err']), /^tslink: could not create the container's network interface: .*Operation not permitted/);
   });

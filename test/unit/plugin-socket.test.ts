@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { claimSocketPath, restrictSocket, socketIsLive } from '../../src/driver/socket.js';
+import { claimSocketPath, restrictSocket } from '../../src/driver/socket.js';
+import { socketIsLive } from '../../src/util/socket-probe.js';
 import { tempDir } from './fakes.js';
 
 describe('plugin socket', () => {

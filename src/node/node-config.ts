@@ -1,0 +1,74 @@
+import { effectiveTags } from '../config/labels.js';
+import type { ServeRule } from '../config/serve.js';
+import type { EndpointRecord, NetworkRecord } from '../state/store.js';
+import { serveArgs } from './tailscale-cli.js';
+import type { NodeState } from './status.js';
+
+/** Everything one node needs to know, resolved from its container's labels and its network. */
+export interface NodeSpec {
+  endpointId: string;
+  networkId: string;
+  containerId?: string;
+  containerName?: string;
+  sandboxKey: string;
+  hostname: string;
+  tags: string[];
+  loginServer?: string;
+  ephemeral: boolean;
+  service?: string;
+  serve: ServeRule[];
+  direct: boolean;
+}
+
+/**
+ * Builds a node's spec from its endpoint's bound configuration; the network's tags always win.
+ * A node is ephemeral when its network says so or its key does (an OAuth secret's
+ * `?ephemeral=true`); a plain key's own kind cannot be seen from here.
+ */
+export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: string): NodeSpec | undefined {
+  const c = ep.config;
+  if (!c || !ep.sandboxKey) return undefined;
+  return {
+    endpointId: ep.id,
+    networkId: net.id,
+    containerId: ep.containerId,
+    containerName: ep.containerName,
+    sandboxKey: ep.sandboxKey,
+    hostname: c.hostname,
+    tags: effectiveTags(net.config, c),
+    loginServer: net.config.loginServer,
+    ephemeral: net.config.ephemeral || /[?&]ephemeral=true(&|$)/.test(authKey ?? ''),
+    service: c.service,
+    serve: c.serve,
+    direct: c.direct,
+  };
+}
+
+/** An OAuth client secret chooses the node's kind by query; plain keys carry it themselves. */
+export function loginKey(key: string, ephemeral: boolean): string {
+  if (key.startsWith('tskey-client-') && !key.includes('?')) return `${key}?ephemeral=${ephemeral}&preauthorized=true`;
+  return key;
+}
+
+/** Failures that a retry cannot mend: say so and stop, instead of hammering the control server. */
+export function classifyUpFailure(text: string): { state: NodeState; permanent: boolean } {
+  if (/invalid key|key (has )?expired|not valid|unauthori[sz]ed|backend error/i.test(text)) return { state: 'logged-out', permanent: true };
+  // In text mode the real CLI says "To approve your machine, visit (as admin)" for NeedsMachineAuth.
+  if (/needs? ?login|NeedsLogin|To authenticate, visit|NeedsMachineAuth|To approve your machine/i.test(text)) return { state: 'logged-out', permanent: true };
+  if (/invalid (hostname|tag)|tag:.*invalid|is not a valid/i.test(text)) return { state: 'failed', permanent: true };
+  return { state: 'retrying', permanent: false };
+}
+
+/**
+ * The serve configuration as CLI calls, applied as a whole: reset, then every rule (on the node's
+ * own name when direct, and for the Service), then the Service advertisement.
+ */
+export function servePlan(spec: Pick<NodeSpec, 'serve' | 'service' | 'direct'>): { what: string; args: string[] }[] {
+  const plan = [{ what: 'serve reset', args: ['serve', 'reset'] }];
+  for (const rule of spec.serve) {
+    if (spec.direct && rule.proto !== 'tun') plan.push({ what: `serve ${rule.proto}:${rule.port}`, args: serveArgs(rule) });
+    if (spec.service) plan.push({ what: `serve ${rule.proto}:${rule.port} for ${spec.service}`, args: serveArgs(rule, spec.service) });
+  }
+  if (spec.service) plan.push({ what: `advertise ${spec.service}`, args: ['serve', 'advertise', spec.service] });
+  return plan;
+}
