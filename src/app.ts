@@ -12,6 +12,7 @@ import { shortId } from './util/short-id.js';
 import { childEnv, runCommand } from './util/exec.js';
 import type { Settings } from './config/settings.js';
 import { IprouteHostNetwork } from './host/network.js';
+import { endpointHost, networkHost } from './host/host-spec.js';
 import { reconcileHost } from './host/reconciler.js';
 import type { Logger } from './util/log.js';
 import { NodeManager } from './node/manager.js';
@@ -40,7 +41,8 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   // Everything tslink writes (state, keys, logs) is for root's eyes only.
   process.umask(0o077);
   const store = new StateStore(settings.dataDir);
-  for (const bad of await store.load()) log.error(bad, 'unreadable state file ignored');
+  // A record with values that could never reach a host command is quarantined, never fatal.
+  for (const bad of await store.load({ network: (n) => void networkHost(n), endpoint: (e) => void endpointHost(e) })) log.error(bad, 'state file quarantined');
   const host = new IprouteHostNetwork(runCommand);
   // Repair the host before answering Docker, so the first call sees a consistent host.
   await reconcileHost(store, host, log);

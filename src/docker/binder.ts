@@ -1,7 +1,6 @@
 import type { DockerApi } from './api.js';
 import { isContainerId, type ContainerCache, type KnownContainer } from './container-cache.js';
 import type { DockerEvent } from './events.js';
-import { invalid } from '../driver/errors.js';
 import { parseContainerLabels } from '../config/labels.js';
 import { localSandboxPath } from '../host/netns.js';
 import type { NetnsReadiness } from '../host/netns-readiness.js';
@@ -123,19 +122,20 @@ export class EndpointBinder {
    * `docker run` prints why. This never binds: a `docker network connect` of a running
    * container looks the same while another container sits created but unstarted.
    */
-  async checkAtJoin(ep: EndpointRecord, net: NetworkRecord): Promise<void> {
+  async checkAtJoin(ep: EndpointRecord, net: NetworkRecord): Promise<string | undefined> {
     const ctl = new AbortController();
     const found = await within(this.opts.joinCheckMs, this.candidates(net, ctl.signal), ctl).catch((e: Error) => {
       this.log.debug({ endpoint: shortId(ep.id), err: e.message }, 'join check: listing failed');
       return undefined;
     });
-    if (found?.length !== 1) return;
+    if (found?.length !== 1) return undefined;
     const c = found[0]!;
     const parsed = parseContainerLabels(c.labels, { containerName: c.name, endpointId: ep.id });
     if (!parsed.ok) {
       this.log.error({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, err: parsed.message }, 'container labels are invalid: Join refused');
-      throw invalid(parsed.message);
+      return parsed.message;
     }
+    return undefined;
   }
 
   /** Join has answered: look for the container Docker ties to the endpoint. */

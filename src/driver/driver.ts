@@ -1,20 +1,20 @@
-import { shortId } from '../util/short-id.js';
-import type { Logger } from '../util/log.js';
-import type { HostNetwork } from '../host/network.js';
-import { linkNames } from '../host/network.js';
-import { invalid, internal, notFound } from './errors.js';
 import { parseNetworkOptions } from '../config/network-options.js';
 import type { Settings } from '../config/settings.js';
-import { KeyedMutex } from '../util/keyed-mutex.js';
-import { subnetHalves } from '../host/ipv4.js';
+import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, parseNetworkId, type EndpointHost, type NetworkHost } from '../host/host-spec.js';
+import { contains, parseCidr, parseIpv4, parseNetwork, subnetHalves } from '../host/ipv4.js';
+import type { HostNetwork } from '../host/network.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
+import { coalesce } from '../util/coalesce.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import type { Logger } from '../util/log.js';
+import { shortId } from '../util/short-id.js';
+import { conflict, internal, invalid, notFound } from './errors.js';
 import type * as P from './protocol.js';
-
 
 /** What the rest of tslink does at each step of an endpoint's life; given at construction. */
 export interface EndpointLifecycle {
-  /** Before a Join answers: may fail it with the container's configuration error. Bounded. */
-  checkJoin(ep: EndpointRecord, net: NetworkRecord): Promise<void>;
+  /** Before a Join answers: the container's configuration error, if one can be known in time. Bounded. */
+  checkJoin(ep: EndpointRecord, net: NetworkRecord): Promise<string | undefined>;
   /** After a Join has answered; the node layer starts from here. Must not block. */
   joined(ep: EndpointRecord, net: NetworkRecord): void;
   /** Before an endpoint's host side is removed; awaited (drain, logout). */
@@ -34,9 +34,21 @@ export const NO_LIFECYCLE: EndpointLifecycle = {
   operInfo: () => ({}),
 };
 
-/** The libnetwork remote-driver semantics, independent of HTTP. */
+/** The part of a network record a repeated CreateNetwork must match to be the same network. */
+const identity = (n: NetworkRecord): string => JSON.stringify([n.subnet, n.gateway, n.mtu, n.config]);
+
+/**
+ * The libnetwork remote-driver semantics, independent of HTTP.
+ *
+ * Locks, always taken in this order and never the other way: a network's (`net:<id>`: create,
+ * delete), then an endpoint's (`ep:<id>`: create, join, leave, delete; a record is read only
+ * once its lock is held), then the rules (a coalesced sync, see `syncRules`). A network being
+ * deleted refuses new endpoints and joins at once.
+ */
 export class Driver {
   private readonly locks = new KeyedMutex();
+  private readonly deleting = new Set<string>();
+  private readonly syncRules: () => Promise<void>;
 
   constructor(
     private readonly store: StateStore,
@@ -44,108 +56,156 @@ export class Driver {
     private readonly settings: Settings,
     private readonly log: Logger,
     private readonly lifecycle: EndpointLifecycle = NO_LIFECYCLE,
-  ) {}
+  ) {
+    // One rules sync serves every network change that arrives while another is running.
+    this.syncRules = coalesce(() => this.host.syncRules(this.validNetworks()));
+  }
 
   capabilities(): P.CapabilitiesResponse {
     return { Scope: 'local', ConnectivityScope: 'local' };
   }
 
-  async createNetwork(req: P.CreateNetworkRequest): Promise<void> {
-    const id = req.NetworkID;
-    const opts = req.Options ?? {};
-    const parsed = parseNetworkOptions(opts['com.docker.network.generic'] ?? {}, {
-      envAuthKeyPresent: this.settings.authKey !== undefined,
+  /** Networks whose records hold valid values; a bad one is logged and left out, never fails the others. */
+  validNetworks(): NetworkHost[] {
+    return [...this.store.networks.values()].flatMap((n) => {
+      try {
+        return [networkHost(n)];
+      } catch (e) {
+        this.log.error({ network: shortId(n.id), err: (e as Error).message }, 'network record is invalid: its rules are left out');
+        return [];
+      }
     });
-    if (!parsed.ok) throw invalid(parsed.message);
+  }
+
+  async createNetwork(req: P.CreateNetworkRequest): Promise<void> {
+    const rec = this.parseNetwork(req);
+    await this.locks.run(`net:${rec.id}`, async () => {
+      const existing = this.store.networks.get(rec.id);
+      if (existing) {
+        if (identity(existing) === identity(rec)) return; // Docker may repeat a create
+        throw conflict(`tslink: network ${shortId(rec.id)} exists already with other settings; it is kept as it is`);
+      }
+      await this.store.putNetwork(rec);
+      try {
+        await this.syncRules();
+      } catch (e) {
+        await this.store.deleteNetwork(rec.id);
+        this.log.error({ network: shortId(rec.id), err: (e as Error).message }, 'network rules failed');
+        throw internal(`tslink: could not set up NAT and filter rules for the network: ${(e as Error).message}; check that iptables works on the host`);
+      }
+    });
+    this.log.info({ network: shortId(rec.id), subnet: rec.subnet, mtu: rec.mtu, tags: rec.config.tags, ephemeral: rec.config.ephemeral }, 'network created');
+  }
+
+  /** Everything CreateNetwork carries, checked before anything is stored or run. */
+  private parseNetwork(req: P.CreateNetworkRequest): NetworkRecord {
+    const opts = req.Options ?? {};
+    const parsed = parseNetworkOptions(opts['com.docker.network.generic'] ?? {}, { envAuthKeyPresent: this.settings.authKey !== undefined });
+    if (!parsed.ok) throw invalid(parsed.message, 'TSLINK_OPTION_INVALID');
     if (opts['com.docker.network.internal'] === true || opts['com.docker.network.internal'] === 'true') {
       throw invalid(
         'tslink: a tslink network cannot be --internal: each container needs outside access to reach its Tailscale control server; create the network without --internal',
+        'TSLINK_NETWORK_UNSUPPORTED',
       );
     }
     const v6 = opts['com.docker.network.enable_ipv6'];
     if (v6 === true || v6 === 'true' || (req.IPv6Data?.length ?? 0) > 0) {
-      throw invalid('tslink: IPv6 on the Docker side of a tslink network is not supported yet; create the network without --ipv6 (containers still get their Tailscale IPv6 address)');
+      throw invalid('tslink: IPv6 on the Docker side of a tslink network is not supported yet; create the network without --ipv6 (containers still get their Tailscale IPv6 address)', 'TSLINK_NETWORK_UNSUPPORTED');
     }
     const v4 = req.IPv4Data ?? [];
     if (v4.length !== 1) {
-      throw invalid(`tslink: a tslink network needs exactly one IPv4 subnet, got ${v4.length}; give one --subnet (or none, and let Docker choose)`);
+      throw invalid(`tslink: a tslink network needs exactly one IPv4 subnet, got ${v4.length}; give one --subnet (or none, and let Docker choose)`, 'TSLINK_NETWORK_UNSUPPORTED');
     }
     const pool = v4[0]!;
-    const gateway = pool.Gateway?.split('/')[0];
-    if (!gateway) throw invalid('tslink: the network has no IPv4 gateway address; give --gateway or let Docker choose one');
-    const prefixLen = Number(pool.Pool.split('/')[1]);
-    if (!(prefixLen >= 1 && prefixLen <= 30)) {
-      throw invalid(`tslink: subnet ${pool.Pool} is too small or not IPv4; give a --subnet from /1 to /30 (the gateway and each container need an address)`);
+    const subnet = parseNetwork(pool.Pool, 1, 30);
+    if (!subnet) {
+      throw invalid(`tslink: subnet ${JSON.stringify(pool.Pool.slice(0, 40))} is not an IPv4 network from /1 to /30; give a --subnet such as 10.77.0.0/24 (the gateway and each container need an address)`, 'TSLINK_NETWORK_UNSUPPORTED');
     }
-    const rec: NetworkRecord = {
-      id,
-      createdAt: new Date().toISOString(),
-      subnet: pool.Pool,
-      gateway,
-      mtu: parsed.config.mtu,
-      config: parsed.config,
-    };
-    await this.store.putNetwork(rec);
-    try {
-      await this.locks.run('rules', () => this.host.syncRules([...this.store.networks.values()]));
-    } catch (e) {
-      await this.store.deleteNetwork(id);
-      this.log.error({ network: shortId(id), err: (e as Error).message }, 'network rules failed');
-      throw internal(`tslink: could not set up NAT and filter rules for the network: ${(e as Error).message}; check that iptables works on the host`);
+    const gwText = pool.Gateway ?? '';
+    const gateway = parseIpv4(gwText.split('/')[0] ?? '');
+    if (!gwText) throw invalid('tslink: the network has no IPv4 gateway address; give --gateway or let Docker choose one', 'TSLINK_NETWORK_UNSUPPORTED');
+    if (!gateway || !contains(subnet, gateway) || (gwText.includes('/') && !parseCidr(gwText))) {
+      throw invalid(`tslink: gateway ${JSON.stringify(gwText.slice(0, 40))} is not an IPv4 address in ${subnet}; give a --gateway inside the subnet`, 'TSLINK_NETWORK_UNSUPPORTED');
     }
-    this.log.info({ network: shortId(id), subnet: rec.subnet, mtu: rec.mtu, tags: rec.config.tags, ephemeral: rec.config.ephemeral }, 'network created');
+    const id = parseNetworkId(req.NetworkID);
+    if (!id) throw invalid('tslink: the NetworkID is not a Docker or Swarm ID');
+    return { id, createdAt: new Date().toISOString(), subnet, gateway, mtu: parsed.config.mtu, config: parsed.config };
   }
 
   async deleteNetwork(req: P.NetworkRequest): Promise<void> {
     const id = req.NetworkID;
-    const rec = this.store.networks.get(id);
-    if (!rec) return; // Docker may repeat a delete; gone is gone
-    for (const ep of this.store.endpointsOf(id)) await this.removeEndpoint(ep);
-    await this.store.deleteNetwork(id);
-    await this.locks.run('rules', () => this.host.syncRules([...this.store.networks.values()]));
+    await this.locks.run(`net:${id}`, async () => {
+      if (!this.store.networks.has(id)) return; // Docker may repeat a delete; gone is gone
+      this.deleting.add(id);
+      try {
+        // A CreateEndpoint that passed its check just before may still add one: look again.
+        for (let eps = this.store.endpointsOf(id); eps.length; eps = this.store.endpointsOf(id)) await this.removeEndpoints(eps.map((e) => e.id));
+        const rec = this.store.networks.get(id)!;
+        this.store.networks.delete(id);
+        try {
+          await this.syncRules();
+        } catch (e) {
+          this.store.networks.set(id, rec);
+          throw internal(`tslink: could not remove the network's NAT rule: ${(e as Error).message}; check that iptables works on the host, then remove the network again`);
+        }
+        await this.store.deleteNetwork(id);
+      } finally {
+        this.deleting.delete(id);
+      }
+    });
     this.log.info({ network: shortId(id) }, 'network deleted');
   }
 
   async createEndpoint(req: P.CreateEndpointRequest): Promise<P.CreateEndpointResponse> {
     const net = this.network(req.NetworkID);
-    const cidr = req.Interface?.Address ?? '';
-    const [address, prefix] = cidr.split('/');
-    if (!address || !prefix) {
+    const id = parseDockerId(req.EndpointID);
+    const cidr = parseCidr(req.Interface?.Address ?? '', 1, 32);
+    if (!req.Interface?.Address) {
       throw invalid('tslink: Docker gave the endpoint no IPv4 address; tslink needs IPAM to assign one (do not use --ipam-driver=null)');
     }
-    const existing = this.store.endpoints.get(req.EndpointID);
-    if (existing) return {};
-    const rec: EndpointRecord = {
-      id: req.EndpointID,
-      networkId: net.id,
-      address,
-      prefixLen: Number(prefix),
-      ...linkNames(req.EndpointID),
-      createdAt: new Date().toISOString(),
-    };
-    await this.store.putEndpoint(rec);
-    this.log.debug({ network: shortId(net.id), endpoint: shortId(rec.id), address: cidr }, 'endpoint created');
-    return {};
+    if (!id || !cidr || !contains(networkHost(net).subnet, cidr.address)) {
+      throw invalid(`tslink: endpoint address ${JSON.stringify(req.Interface.Address.slice(0, 40))} is not an IPv4 address in the network's subnet ${net.subnet}`);
+    }
+    return this.locks.run(`ep:${id}`, async () => {
+      const existing = this.store.endpoints.get(id);
+      if (existing) {
+        if (existing.networkId === net.id && existing.address === cidr.address) return {};
+        throw conflict(`tslink: endpoint ${shortId(id)} exists already on another network or with another address`);
+      }
+      const taken = new Set([...this.store.endpoints.values()].flatMap((e) => [e.hostIf, e.containerIf]));
+      const rec: EndpointRecord = { id, networkId: net.id, address: cidr.address, prefixLen: cidr.prefixLen, ...linkNames(id, taken), createdAt: new Date().toISOString() };
+      await this.store.putEndpoint(rec);
+      if (!this.store.networks.has(net.id) || this.deleting.has(net.id)) {
+        await this.store.deleteEndpoint(id);
+        throw notFound(`tslink: network ${shortId(net.id)} was removed meanwhile`);
+      }
+      this.log.debug({ network: shortId(net.id), endpoint: shortId(id), address: req.Interface?.Address }, 'endpoint created');
+      return {};
+    });
   }
 
   async join(req: P.JoinRequest): Promise<P.JoinResponse> {
-    const net = this.network(req.NetworkID);
-    const ep = this.endpoint(req.NetworkID, req.EndpointID);
-    return this.locks.run(ep.id, async () => {
-      await this.lifecycle.checkJoin(ep, net);
+    this.network(req.NetworkID);
+    return this.locks.run(`ep:${req.EndpointID}`, async () => {
+      // Read under the lock: a Delete that ran first leaves nothing for this Join to set up.
+      const net = this.network(req.NetworkID);
+      const ep = this.endpoint(req.NetworkID, req.EndpointID);
+      const configError = await this.lifecycle.checkJoin(ep, net);
+      if (configError) throw invalid(configError, 'TSLINK_LABEL_INVALID');
+      const [netHost, epHost] = this.hostSpecs(net, ep);
       try {
-        await this.host.setUpEndpoint(net, ep);
+        await this.host.setUpEndpoint(netHost, epHost);
       } catch (e) {
         this.log.error({ endpoint: shortId(ep.id), err: (e as Error).message }, 'join: host networking failed');
         throw internal(`tslink: could not create the container's network interface: ${(e as Error).message}`);
       }
-      // A patch, not a put: the Join check may have bound the endpoint to its container meanwhile.
+      // A patch, not a put: the binder may have bound the endpoint to its container meanwhile.
       const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;
       this.log.info({ network: shortId(net.id), endpoint: shortId(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
       queueMicrotask(() => this.lifecycle.joined(rec, net));
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
-        Gateway: net.gateway,
+        Gateway: netHost.gateway,
         // The subnet's two halves via the gateway outrank the on-link route of the interface's
         // prefix, so even a peer in the same subnet is reached through the host, where the
         // filter decides (only WireGuard between containers). No proxy ARP, so no sysctl, which
@@ -153,8 +213,8 @@ export class Driver {
         // The gateway's own /32 on-link keeps it a direct route: Docker refuses a gateway that
         // resolves through another gateway ("Direct route for the gateway ... could not be found").
         StaticRoutes: [
-          { Destination: `${net.gateway}/32`, RouteType: 1 as const },
-          ...subnetHalves(net.subnet).map((Destination) => ({ Destination, RouteType: 0 as const, NextHop: net.gateway })),
+          { Destination: `${netHost.gateway}/32`, RouteType: 1 as const },
+          ...subnetHalves(netHost.subnet).map((Destination) => ({ Destination, RouteType: 0 as const, NextHop: netHost.gateway })),
         ],
         // The plugin NATs the network itself; Docker must not add docker_gwbridge as well.
         DisableGatewayService: true,
@@ -163,9 +223,9 @@ export class Driver {
   }
 
   async leave(req: P.EndpointRequest): Promise<void> {
-    const ep = this.store.endpoints.get(req.EndpointID);
-    if (!ep) return;
-    await this.locks.run(ep.id, async () => {
+    await this.locks.run(`ep:${req.EndpointID}`, async () => {
+      const ep = this.store.endpoints.get(req.EndpointID);
+      if (!ep) return;
       await this.lifecycle.leaving(ep);
       await this.store.patchEndpoint(ep.id, { sandboxKey: undefined, joinedAt: undefined });
       this.log.info({ endpoint: shortId(ep.id) }, 'endpoint left');
@@ -173,9 +233,7 @@ export class Driver {
   }
 
   async deleteEndpoint(req: P.EndpointRequest): Promise<void> {
-    const ep = this.store.endpoints.get(req.EndpointID);
-    if (!ep) return;
-    await this.locks.run(ep.id, () => this.removeEndpoint(ep));
+    await this.removeEndpoints([req.EndpointID]);
   }
 
   /** Removes an endpoint Docker will never delete (its container vanished while we were away). */
@@ -183,7 +241,7 @@ export class Driver {
     const ep = this.store.endpoints.get(id);
     if (!ep) return;
     this.log.warn({ endpoint: shortId(id), container: ep.containerName }, 'endpoint has no container any more: removing it');
-    await this.locks.run(ep.id, () => this.removeEndpoint(ep));
+    await this.removeEndpoints([id]);
   }
 
   operInfo(req: P.EndpointRequest): P.OperInfoResponse {
@@ -200,21 +258,55 @@ export class Driver {
     };
   }
 
-  private async removeEndpoint(ep: EndpointRecord): Promise<void> {
-    if (this.store.endpoints.get(ep.id)?.joinedAt) await this.lifecycle.leaving(ep);
+  /**
+   * Removes endpoints, each under its own lock: nodes stop first (drain, logout), then every
+   * link goes in one `ip` call, then the records. Many at once (a network with thousands of
+   * endpoints) cost one host call, not one each.
+   */
+  private async removeEndpoints(ids: readonly string[]): Promise<void> {
+    const gone: EndpointRecord[] = [];
+    await Promise.all(
+      ids.map((id) =>
+        this.locks.run(`ep:${id}`, async () => {
+          const ep = this.store.endpoints.get(id);
+          if (!ep) return;
+          if (ep.joinedAt) await this.lifecycle.leaving(ep);
+          gone.push(ep);
+        }),
+      ),
+    );
+    const specs = gone.flatMap((ep) => {
+      try {
+        return [endpointHost(ep)];
+      } catch {
+        return []; // an invalid record never reached the host: nothing to remove there
+      }
+    });
     try {
-      await this.host.tearDownEndpoint(ep);
+      await this.host.tearDownEndpoints(specs);
     } catch (e) {
-      throw internal(`tslink: could not remove the endpoint's interface ${ep.hostIf}: ${(e as Error).message}`);
+      throw internal(`tslink: could not remove the endpoints' interfaces (${specs.map((s) => s.hostIf).slice(0, 5).join(', ')}): ${(e as Error).message}`);
     }
-    await this.store.deleteEndpoint(ep.id);
-    await this.lifecycle.deleted(ep);
-    this.log.info({ endpoint: shortId(ep.id) }, 'endpoint deleted');
+    for (const ep of gone) {
+      await this.store.deleteEndpoint(ep.id);
+      await this.lifecycle.deleted(ep);
+      this.log.info({ endpoint: shortId(ep.id) }, 'endpoint deleted');
+    }
+  }
+
+  private hostSpecs(net: NetworkRecord, ep: EndpointRecord): [NetworkHost, EndpointHost] {
+    try {
+      return [networkHost(net), endpointHost(ep)];
+    } catch (e) {
+      if (!(e instanceof HostSpecError)) throw e;
+      this.log.error({ network: shortId(net.id), endpoint: shortId(ep.id), err: e.message }, 'stored record is invalid');
+      throw internal(`tslink: the plugin's record of this network or endpoint is invalid (${e.message}); remove the network and create it again`, 'TSLINK_INTERNAL');
+    }
   }
 
   private network(id: string): NetworkRecord {
     const net = this.store.networks.get(id);
-    if (!net) {
+    if (!net || this.deleting.has(id)) {
       throw notFound(
         `tslink: network ${shortId(id)} is not known to this plugin (its record in ${this.settings.dataDir}/networks is missing); remove the network and create it again`,
       );

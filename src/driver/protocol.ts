@@ -54,55 +54,64 @@ export interface OperInfoResponse {
   Value: Record<string, unknown>;
 }
 
-// Docker's IDs are 64 hex today; Swarm's are 25 alphanumerics. They become file names, so the
-// pattern also keeps a request from naming a path outside the data directory.
-const id = { type: 'string', pattern: '^[A-Za-z0-9]{1,128}$' } as const;
+// Endpoint IDs are 64 hex; network IDs too, or 25 lower-case alphanumerics for Swarm-scoped
+// networks. They become file names, so the patterns also keep a request from naming a path.
+const networkId = { type: 'string', pattern: '^(?:[0-9a-f]{64}|[0-9a-z]{25})$' } as const;
+const endpointId = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+// Shapes only; the values are parsed as what they are (host/ipv4.ts) before any use.
+const cidr = { type: 'string', maxLength: 18, pattern: '^[0-9.]+/[0-9]+$' } as const;
 const ipData = {
   type: 'object',
   required: ['Pool'],
   properties: {
-    AddressSpace: { type: 'string' },
-    Pool: { type: 'string', minLength: 1 },
-    Gateway: { type: 'string' },
-    AuxAddresses: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
+    AddressSpace: { type: 'string', maxLength: 256 },
+    Pool: cidr,
+    Gateway: { type: 'string', maxLength: 18, pattern: '^[0-9.]+(/[0-9]+)?$' },
+    AuxAddresses: { type: ['object', 'null'], maxProperties: 256, additionalProperties: { type: 'string', maxLength: 18 } },
   },
 } as const;
-const options = { type: ['object', 'null'] } as const;
+const options = { type: ['object', 'null'], maxProperties: 64 } as const;
 
 export const schemas = {
   CreateNetwork: {
     type: 'object',
     required: ['NetworkID'],
     properties: {
-      NetworkID: id,
+      NetworkID: networkId,
       Options: {
         type: ['object', 'null'],
+        maxProperties: 64,
         properties: {
-          'com.docker.network.generic': { type: ['object', 'null'], additionalProperties: { type: 'string' } },
+          'com.docker.network.generic': {
+            type: ['object', 'null'],
+            maxProperties: 64,
+            propertyNames: { maxLength: 256 },
+            additionalProperties: { type: 'string', maxLength: 4096 },
+          },
         },
       },
-      IPv4Data: { type: ['array', 'null'], items: ipData },
-      IPv6Data: { type: ['array', 'null'], items: ipData },
+      IPv4Data: { type: ['array', 'null'], maxItems: 16, items: ipData },
+      IPv6Data: { type: ['array', 'null'], maxItems: 16, items: { type: 'object' } },
     },
   },
-  Network: { type: 'object', required: ['NetworkID'], properties: { NetworkID: id } },
+  Network: { type: 'object', required: ['NetworkID'], properties: { NetworkID: networkId } },
   Endpoint: {
     type: 'object',
     required: ['NetworkID', 'EndpointID'],
-    properties: { NetworkID: id, EndpointID: id },
+    properties: { NetworkID: networkId, EndpointID: endpointId },
   },
   CreateEndpoint: {
     type: 'object',
     required: ['NetworkID', 'EndpointID'],
     properties: {
-      NetworkID: id,
-      EndpointID: id,
+      NetworkID: networkId,
+      EndpointID: endpointId,
       Interface: {
         type: ['object', 'null'],
         properties: {
-          Address: { type: 'string' },
-          AddressIPv6: { type: 'string' },
-          MacAddress: { type: 'string' },
+          Address: { type: 'string', maxLength: 18 },
+          AddressIPv6: { type: 'string', maxLength: 64 },
+          MacAddress: { type: 'string', maxLength: 32 },
         },
       },
       Options: options,
@@ -112,8 +121,8 @@ export const schemas = {
     type: 'object',
     required: ['NetworkID', 'EndpointID', 'SandboxKey'],
     properties: {
-      NetworkID: id,
-      EndpointID: id,
+      NetworkID: networkId,
+      EndpointID: endpointId,
       // Only Docker's own sandbox keys (host/netns.ts SANDBOX_KEY): never /proc/1/ns/net or any other file.
       SandboxKey: { type: 'string', pattern: '^(/var)?/run/docker/netns/[0-9a-f]{12}$', maxLength: 40 },
       Options: options,

@@ -1,45 +1,33 @@
 import { ROUTE_PROTO, WIREGUARD_PORT } from '../config/tailnet.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { CommandError, mustRun, type Runner } from '../util/exec.js';
-import type { EndpointRecord, NetworkRecord } from '../state/store.js';
+import { CONTAINER_IF_PREFIX, HOST_IF_PREFIX, linkAlias, type EndpointHost, type NetworkHost } from './host-spec.js';
 
-/** Every host-side link tslink makes starts with this; `tsh+` matches them all in iptables. */
-export const HOST_IF_PREFIX = 'tsh';
-export const CONTAINER_IF_PREFIX = 'tsc';
-/** Routes tslink adds carry this protocol number, so a sweep can find them without names. */
 export const FILTER_CHAIN = 'TSLINK-FORWARD';
 export const NAT_CHAIN = 'TSLINK-POSTROUTING';
 
-/** Interface names are limited to 15 bytes; 12 hex of a 64-hex ID do not collide in practice. */
-export function linkNames(endpointId: string): { hostIf: string; containerIf: string } {
-  const short = endpointId.slice(0, 12);
-  return { hostIf: `${HOST_IF_PREFIX}${short}`, containerIf: `${CONTAINER_IF_PREFIX}${short}` };
-}
-
 export interface HostNetwork {
-  /** Makes the veth pair, gateway address and host route for an endpoint; safe to repeat. */
-  setUpEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
-  /** Removes the endpoint's links (their addresses and routes go with them); safe to repeat. */
-  tearDownEndpoint(ep: EndpointRecord): Promise<void>;
+  /** Makes the veth pair, gateway address and host route for an endpoint; safe to repeat; undone when it fails midway. */
+  setUpEndpoint(net: NetworkHost, ep: EndpointHost): Promise<void>;
+  /** Removes the endpoints' links (their addresses and routes go with them), only those that carry their alias; one `ip` call. */
+  tearDownEndpoints(eps: readonly EndpointHost[]): Promise<void>;
   /** Makes the filter and NAT rules match exactly this set of networks; none left removes all. */
-  syncRules(nets: readonly NetworkRecord[]): Promise<void>;
+  syncRules(nets: readonly NetworkHost[]): Promise<void>;
   /** Removes tslink links and routes that belong to none of these endpoints. */
-  sweep(live: readonly EndpointRecord[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }>;
-  /** Lists tslink's host-side links present now. */
+  sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }>;
+  /** Lists tslink's links present now. */
   listLinks(): Promise<string[]>;
 }
 
 interface IpLink {
   ifname: string;
+  ifalias?: string;
 }
 interface IpRoute {
   dst: string;
   dev?: string;
   protocol?: string | number;
 }
-
-const isMissing = (e: unknown): boolean =>
-  e instanceof CommandError && /Cannot find device|does not exist|No such device/i.test(e.result.stderr);
 
 /** iproute2 and iptables(-nft) behind the HostNetwork interface. */
 export class IprouteHostNetwork implements HostNetwork {
@@ -49,15 +37,16 @@ export class IprouteHostNetwork implements HostNetwork {
     private readonly readSysctl: (path: string) => Promise<string> = (p) => readFile(p, 'utf8'),
   ) {}
 
-  async setUpEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  async setUpEndpoint(net: NetworkHost, ep: EndpointHost): Promise<void> {
     // One `ip` process for the whole endpoint (Join waits on it). -force carries on past a
     // failing line; the only failure allowed is the link existing already (a repeated Join,
     // or the start-up reconciler restoring an endpoint), everything else after it is idempotent.
     // The gateway address sits on every host-side veth of the network (as in CNI's ptp plugin):
     // the container resolves its gateway on its own link, and the host routes each /32.
+    // Every value here is a checked type (host-spec.ts, ipv4.ts): none can hold a space or newline.
     const batch = [
       `link add ${ep.hostIf} mtu ${net.mtu} type veth peer name ${ep.containerIf} mtu ${net.mtu}`,
-      `link set dev ${ep.hostIf} alias tslink:${net.id.slice(0, 12)}:${ep.id.slice(0, 12)}`,
+      `link set dev ${ep.hostIf} alias ${linkAlias(ep)}`,
       `address replace ${net.gateway}/32 dev ${ep.hostIf}`,
       `link set dev ${ep.hostIf} up`,
       `route replace ${ep.address}/32 dev ${ep.hostIf} proto ${ROUTE_PROTO} scope link`,
@@ -68,47 +57,54 @@ export class IprouteHostNetwork implements HostNetwork {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !/File exists/.test(l) && !/^Command failed -:1$/.test(l));
+    if (!problems.length) return;
+    // Half a setup is worse than none: remove what this call made before failing.
+    await this.tearDownEndpoints([ep]).catch(() => undefined);
+    throw new CommandError('ip', ['-force', '-batch', '-'], { ...r, stderr: problems.join('\n') });
+  }
+
+  async tearDownEndpoints(eps: readonly EndpointHost[]): Promise<void> {
+    if (!eps.length) return;
+    const links = new Map((await this.links()).map((l) => [l.ifname, l]));
+    const mine = eps.filter((ep) => {
+      const l = links.get(ep.hostIf);
+      // An older tslink wrote tslink:<network 12>:<endpoint 12>; a link made halfway has no alias yet.
+      return l && (l.ifalias === undefined || l.ifalias === linkAlias(ep) || l.ifalias.endsWith(`:${ep.id.slice(0, 12)}`));
+    });
+    await this.batch(mine.map((ep) => `link del dev ${ep.hostIf}`));
+  }
+
+  private async links(): Promise<IpLink[]> {
+    const r = await mustRun(this.run, 'ip', ['-json', 'link', 'show']);
+    return (JSON.parse(r.stdout || '[]') as IpLink[]).filter((l) => l.ifname.startsWith(HOST_IF_PREFIX) || l.ifname.startsWith(CONTAINER_IF_PREFIX));
+  }
+
+  /** Runs many `ip` lines in one process; lines about objects already gone are not errors. */
+  private async batch(lines: readonly string[]): Promise<void> {
+    if (!lines.length) return;
+    const r = await this.run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n' });
+    if (r.code === 0) return;
+    const problems = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^Command failed -:\d+$/.test(l) && !/Cannot find device|does not exist|No such (device|process)/i.test(l));
     if (problems.length) throw new CommandError('ip', ['-force', '-batch', '-'], { ...r, stderr: problems.join('\n') });
   }
 
-  async tearDownEndpoint(ep: EndpointRecord): Promise<void> {
-    try {
-      await mustRun(this.run, 'ip', ['link', 'del', 'dev', ep.hostIf]);
-    } catch (e) {
-      if (!isMissing(e)) throw e;
-    }
-  }
-
   async listLinks(): Promise<string[]> {
-    const r = await mustRun(this.run, 'ip', ['-json', 'link', 'show']);
-    const links = JSON.parse(r.stdout || '[]') as IpLink[];
-    return links.map((l) => l.ifname).filter((n) => n.startsWith(HOST_IF_PREFIX) || n.startsWith(CONTAINER_IF_PREFIX));
+    return (await this.links()).map((l) => l.ifname);
   }
 
-  async sweep(live: readonly EndpointRecord[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {
-    const keep = new Set(live.flatMap((e) => [e.hostIf, e.containerIf]));
-    const removedLinks: string[] = [];
-    for (const name of await this.listLinks()) {
-      if (keep.has(name)) continue;
-      try {
-        await mustRun(this.run, 'ip', ['link', 'del', 'dev', name]);
-        removedLinks.push(name);
-      } catch (e) {
-        if (!isMissing(e)) throw e; // deleting one end of a pair removes the other
-      }
-    }
+  async sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {
+    const keep = new Set<string>(live.flatMap((e) => [e.hostIf, e.containerIf]));
+    const removedLinks = (await this.listLinks()).filter((name) => !keep.has(name));
+    // Deleting one end of a pair removes the other: its line then finds nothing, which is fine.
+    await this.batch(removedLinks.map((name) => `link del dev ${name}`));
     const keepRoutes = new Set(live.map((e) => `${e.address}`));
-    const removedRoutes: string[] = [];
     const r = await mustRun(this.run, 'ip', ['-json', 'route', 'show', 'proto', String(ROUTE_PROTO)]);
-    for (const route of JSON.parse(r.stdout || '[]') as IpRoute[]) {
-      if (keepRoutes.has(route.dst)) continue;
-      await this.run('ip', ['route', 'del', route.dst, 'proto', String(ROUTE_PROTO)]);
-      removedRoutes.push(route.dst);
-    }
+    const removedRoutes = (JSON.parse(r.stdout || '[]') as IpRoute[]).map((route) => route.dst).filter((dst) => !keepRoutes.has(dst) && /^[0-9./]+$/.test(dst));
+    await this.batch(removedRoutes.map((dst) => `route del ${dst} proto ${ROUTE_PROTO}`));
     return { removedLinks, removedRoutes };
   }
 
-  async syncRules(nets: readonly NetworkRecord[]): Promise<void> {
+  async syncRules(nets: readonly NetworkHost[]): Promise<void> {
     if (nets.length === 0) {
       await this.removeRules();
       return;

@@ -1,5 +1,5 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { ensureDir, readJsonDir, writeFileAtomic } from '../util/atomic-file.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { ContainerConfig } from '../config/labels.js';
@@ -52,16 +52,41 @@ export class StateStore {
     this.epDir = join(dataDir, 'endpoints');
   }
 
-  /** Loads everything on disk; returns files that could not be read so the caller can log them. */
-  async load(): Promise<{ file: string; error: string }[]> {
+  /**
+   * Loads everything on disk. A record that cannot be read, or that `check` refuses (it throws
+   * why), is moved to quarantine/ and reported, never fatal: one bad file must not keep the
+   * plugin from starting.
+   */
+  async load(check: { network?(r: NetworkRecord): void; endpoint?(r: EndpointRecord): void } = {}): Promise<{ file: string; error: string }[]> {
     await ensureDir(this.dataDir);
     await ensureDir(this.netDir);
     await ensureDir(this.epDir);
     const nets = await readJsonDir<NetworkRecord>(this.netDir);
     const eps = await readJsonDir<EndpointRecord>(this.epDir);
-    for (const n of nets.items) if (typeof n?.id === 'string') this.networks.set(n.id, n);
-    for (const e of eps.items) if (typeof e?.id === 'string') this.endpoints.set(e.id, e);
-    return [...nets.bad, ...eps.bad];
+    const bad = [...nets.bad, ...eps.bad];
+    const admit = <T extends { id?: unknown }>(dir: string, items: (T & { file: string })[], into: Map<string, T>, fn?: (r: T) => void): void => {
+      for (const { file, ...r } of items) {
+        const rec = r as unknown as T;
+        try {
+          if (typeof rec.id !== 'string' || `${rec.id}.json` !== file) throw new Error('its id does not match its file name');
+          fn?.(rec);
+          into.set(rec.id, rec);
+        } catch (e) {
+          bad.push({ file: join(dir, file), error: (e as Error).message });
+        }
+      }
+    };
+    admit(this.netDir, nets.items, this.networks, check.network);
+    admit(this.epDir, eps.items, this.endpoints, check.endpoint);
+    for (const b of bad) await this.quarantine(b.file);
+    return bad;
+  }
+
+  /** Moves a record file aside (quarantine/), where an operator can read why it was refused. */
+  private async quarantine(file: string): Promise<void> {
+    const dir = join(this.dataDir, 'quarantine');
+    await ensureDir(dir);
+    await rename(file, join(dir, `${Date.now()}-${basename(file)}`)).catch(() => undefined);
   }
 
   async putNetwork(rec: NetworkRecord): Promise<void> {

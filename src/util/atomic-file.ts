@@ -37,8 +37,8 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
 }
 
 /** Reads every `*.json` in a directory; unreadable or corrupt files are reported, not fatal. */
-export async function readJsonDir<T>(dir: string): Promise<{ items: T[]; bad: { file: string; error: string }[] }> {
-  const items: T[] = [];
+export async function readJsonDir<T>(dir: string): Promise<{ items: (T & { file: string })[]; bad: { file: string; error: string }[] }> {
+  const items: (T & { file: string })[] = [];
   const bad: { file: string; error: string }[] = [];
   let names: string[];
   try {
@@ -51,7 +51,9 @@ export async function readJsonDir<T>(dir: string): Promise<{ items: T[]; bad: { 
     if (!name.endsWith('.json')) continue;
     const file = join(dir, name);
     try {
-      items.push(JSON.parse(await readFile(file, 'utf8')) as T);
+      const v = JSON.parse(await readFile(file, 'utf8')) as unknown;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+      items.push({ ...(v as T), file: name });
     } catch (e) {
       bad.push({ file, error: (e as Error).message });
     }

@@ -18,7 +18,7 @@ describe('the test double never ships', () => {
   for (const value of ['0', 'no', '']) {
     it(`make rootfs TEST_DOUBLE=${JSON.stringify(value)} bundles no double`, async () => {
       const bundle = join(tmp, `product-${value || 'empty'}`);
-      const r = await sh('make', ['-s', '-C', ROOT, 'rootfs', `TEST_DOUBLE=${value}`, `BUNDLE=${bundle}`], { timeoutMs: 300_000 });
+      const r = await sh('make', ['-s', '-C', ROOT, '-o', 'build', 'rootfs', `TEST_DOUBLE=${value}`, `BUNDLE=${bundle}`], { timeoutMs: 300_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.ok(existsSync(join(bundle, 'rootfs/opt/tslink/src/cli.js')), 'a real bundle was built');
       assert.ok(!existsSync(marker(bundle)), 'no double marker');
@@ -31,7 +31,7 @@ describe('the test double never ships', () => {
 
   it('make push refuses a bundle that carries the double, before anything is created or pushed', async () => {
     const bundle = join(tmp, 'double');
-    const r = await sh('make', ['-s', '-C', ROOT, 'rootfs', 'TEST_DOUBLE=1', `BUNDLE=${bundle}`], { timeoutMs: 300_000 });
+    const r = await sh('make', ['-s', '-C', ROOT, '-o', 'build', 'rootfs', 'TEST_DOUBLE=1', `BUNDLE=${bundle}`], { timeoutMs: 300_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(marker(bundle)));
     // -o rootfs: push the bundle just built, as a release would after `make rootfs`.

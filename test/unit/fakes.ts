@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { HostNetwork } from '../../src/host/network.js';
-import type { EndpointRecord, NetworkRecord } from '../../src/state/store.js';
+import type { EndpointHost, NetworkHost } from '../../src/host/host-spec.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { parseSettings, type Settings } from '../../src/config/settings.js';
 
@@ -19,18 +19,18 @@ export class FakeHostNetwork implements HostNetwork {
   ruleSyncs: string[][] = [];
   failSetUp = false;
 
-  async setUpEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  async setUpEndpoint(_net: NetworkHost, ep: EndpointHost): Promise<void> {
     if (this.failSetUp) throw new Error('ip: RTNETLINK answers: Operation not permitted');
     this.links.add(ep.hostIf);
   }
-  async tearDownEndpoint(ep: EndpointRecord): Promise<void> {
-    this.links.delete(ep.hostIf);
+  async tearDownEndpoints(eps: readonly EndpointHost[]): Promise<void> {
+    for (const ep of eps) this.links.delete(ep.hostIf);
   }
-  async syncRules(nets: readonly NetworkRecord[]): Promise<void> {
+  async syncRules(nets: readonly NetworkHost[]): Promise<void> {
     this.ruleSyncs.push(nets.map((n) => n.id));
   }
-  async sweep(live: readonly EndpointRecord[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {
-    const keep = new Set(live.map((e) => e.hostIf));
+  async sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {
+    const keep = new Set<string>(live.map((e) => e.hostIf));
     const removedLinks = [...this.links].filter((l) => !keep.has(l));
     for (const l of removedLinks) this.links.delete(l);
     return { removedLinks, removedRoutes: [] };

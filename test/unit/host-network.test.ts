@@ -1,8 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunOptions, Runner } from '../../src/util/exec.js';
-import { IprouteHostNetwork, linkNames } from '../../src/host/network.js';
-import type { EndpointRecord, NetworkRecord } from '../../src/state/store.js';
+import fc from 'fast-check';
+import { IprouteHostNetwork } from '../../src/host/network.js';
+import { endpointHost, linkNames, networkHost, parseDockerId, type DockerId } from '../../src/host/host-spec.js';
+import { parseCidr, parseIpv4, parseNetwork, subnetHalves, type Ipv4Network } from '../../src/host/ipv4.js';
 
 interface Call {
   cmd: string;
@@ -22,15 +24,9 @@ function scripted(rules: [RegExp, { code?: number; stdout?: string; stderr?: str
   return { run, calls };
 }
 
-const net: NetworkRecord = {
-  id: 'f'.repeat(64),
-  createdAt: '',
-  subnet: '10.9.0.0/24',
-  gateway: '10.9.0.1',
-  mtu: 1400,
-  config: { ephemeral: false, mtu: 1400 } as NetworkRecord['config'],
-};
-const ep: EndpointRecord = { id: '1234567890ab' + 'c'.repeat(52), networkId: net.id, address: '10.9.0.5', prefixLen: 24, ...linkNames('1234567890ab' + 'c'.repeat(52)), createdAt: '' };
+const net = networkHost({ id: 'f'.repeat(64), subnet: '10.9.0.0/24', gateway: '10.9.0.1', mtu: 1400 });
+const EP_ID = ('1234567890ab' + 'c'.repeat(52)) as DockerId;
+const ep = endpointHost({ id: EP_ID, address: '10.9.0.5', ...linkNames(EP_ID, new Set()) });
 
 describe('host network', () => {
   it('turns forwarding on only when off, and says how when it cannot', async () => {
@@ -42,10 +38,13 @@ describe('host network', () => {
     await assert.rejects(ro.syncRules([net]), /sysctl -w net\.ipv4\.ip_forward=1/);
   });
 
-  it('names links within the 15-byte limit with the tslink prefixes', () => {
-    const n = linkNames('0123456789abcdef'.repeat(4));
+  it('names links within the 15-byte limit, unique among live endpoints that share a prefix', () => {
+    const id = '0123456789abcdef'.repeat(4) as DockerId;
+    const n = linkNames(id, new Set());
     assert.deepEqual(n, { hostIf: 'tsh0123456789ab', containerIf: 'tsc0123456789ab' });
-    assert.ok(n.hostIf.length <= 15 && n.containerIf.length <= 15);
+    const other = linkNames(id, new Set([n.hostIf, n.containerIf]));
+    assert.notEqual(other.hostIf, n.hostIf, 'a second endpoint with the same 12-hex prefix gets other names');
+    assert.ok(other.hostIf.length === 15 && /^tsh[0-9a-f]{12}$/.test(other.hostIf));
   });
 
   it('makes the endpoint with one idempotent ip batch, without any sysctl', async () => {
@@ -69,11 +68,36 @@ describe('host network', () => {
     await assert.rejects(new IprouteHostNetwork(broken.run, async () => undefined).setUpEndpoint(net, ep), /Nexthop has invalid gateway/);
   });
 
+  it("removes only links that carry the endpoint's alias, many in one ip call", async () => {
+    const other = endpointHost({ id: 'e'.repeat(64), address: '10.9.0.6', ...linkNames('e'.repeat(64) as DockerId, new Set()) });
+    const stranger = endpointHost({ id: 'd'.repeat(64), address: '10.9.0.7', ...linkNames('d'.repeat(64) as DockerId, new Set()) });
+    const links = [
+      { ifname: ep.hostIf, ifalias: `tslink:${ep.id}` },
+      { ifname: other.hostIf, ifalias: `tslink:ffffffffffff:${other.id.slice(0, 12)}` }, // an older tslink's alias
+      { ifname: stranger.hostIf, ifalias: `tslink:${'9'.repeat(64)}` }, // same name, another endpoint's link
+    ];
+    const { run, calls } = scripted([[/^ip -json link show/, { stdout: JSON.stringify(links) }]]);
+    await new IprouteHostNetwork(run, async () => undefined).tearDownEndpoints([ep, other, stranger]);
+    const batches = calls.filter((c) => c.args[1] === '-batch');
+    assert.equal(batches.length, 1);
+    assert.equal(batches[0]!.input, `link del dev ${ep.hostIf}\nlink del dev ${other.hostIf}\n`);
+  });
+
   it('treats a link that is already gone as torn down, and other failures as failures', async () => {
-    const gone = scripted([[/^ip link del/, { code: 1, stderr: 'Cannot find device "tsh1234567890ab"' }]]);
-    await new IprouteHostNetwork(gone.run, async () => undefined).tearDownEndpoint(ep);
-    const broken = scripted([[/^ip link del/, { code: 2, stderr: 'RTNETLINK answers: Operation not permitted' }]]);
-    await assert.rejects(new IprouteHostNetwork(broken.run, async () => undefined).tearDownEndpoint(ep), /Operation not permitted/);
+    const listed = [[/^ip -json link show/, { stdout: JSON.stringify([{ ifname: ep.hostIf, ifalias: `tslink:${ep.id}` }]) }]] as [RegExp, { stdout: string }][];
+    const gone = scripted([...listed, [/^ip -force -batch/, { code: 1, stderr: 'Cannot find device "tsh1234567890ab"\nCommand failed -:1' }]]);
+    await new IprouteHostNetwork(gone.run, async () => undefined).tearDownEndpoints([ep]);
+    const broken = scripted([...listed, [/^ip -force -batch/, { code: 2, stderr: 'RTNETLINK answers: Operation not permitted' }]]);
+    await assert.rejects(new IprouteHostNetwork(broken.run, async () => undefined).tearDownEndpoints([ep]), /Operation not permitted/);
+  });
+
+  it('undoes a half-made endpoint when its setup fails midway', async () => {
+    const { run, calls } = scripted([
+      [/^ip -force -batch/, { code: 1, stderr: 'Error: Nexthop has invalid gateway.\nCommand failed -:5\n' }],
+      [/^ip -json link show/, { stdout: JSON.stringify([{ ifname: ep.hostIf, ifalias: `tslink:${ep.id}` }]) }],
+    ]);
+    await assert.rejects(new IprouteHostNetwork(run, async () => undefined).setUpEndpoint(net, ep));
+    assert.ok(calls.some((c) => c.input === `link del dev ${ep.hostIf}\n`), 'the link it made is removed');
   });
 
   it('rewrites its chains whole, jumps once, and removes everything with the last network', async () => {
@@ -103,18 +127,51 @@ describe('host network', () => {
     ]);
     const r = await new IprouteHostNetwork(run, async () => undefined).sweep([ep]);
     assert.deepEqual(r, { removedLinks: ['tshdeadbeef000'], removedRoutes: ['10.9.0.77'] });
-    assert.ok(!calls.some((c) => c.args.includes('eth0')));
+    assert.ok(!calls.some((c) => c.args.includes('eth0') || c.input?.includes('eth0')));
   });
 });
 
-describe('subnet halves', () => {
-  it('splits a subnet into the two routes that outrank its on-link route', async () => {
-    const { subnetHalves } = await import('../../src/host/ipv4.js');
-    assert.deepEqual(subnetHalves('172.18.0.0/16'), ['172.18.0.0/17', '172.18.128.0/17']);
-    assert.deepEqual(subnetHalves('10.213.0.0/24'), ['10.213.0.0/25', '10.213.0.128/25']);
-    assert.deepEqual(subnetHalves('10.0.0.7/30'), ['10.0.0.4/31', '10.0.0.6/31']);
-    assert.deepEqual(subnetHalves('0.0.0.0/0'), ['0.0.0.0/1', '128.0.0.0/1']);
-    assert.throws(() => subnetHalves('10.0.0.1/32'));
-    assert.throws(() => subnetHalves('300.0.0.0/8'));
+describe('IPv4 values', () => {
+  it('splits a subnet into the two routes that outrank its on-link route', () => {
+    const halves = (t: string): string[] => subnetHalves(parseNetwork(t)!);
+    assert.deepEqual(halves('172.18.0.0/16'), ['172.18.0.0/17', '172.18.128.0/17']);
+    assert.deepEqual(halves('10.213.0.0/24'), ['10.213.0.0/25', '10.213.0.128/25']);
+    assert.deepEqual(halves('10.0.0.4/30'), ['10.0.0.4/31', '10.0.0.6/31']);
+    assert.deepEqual(halves('0.0.0.0/0'), ['0.0.0.0/1', '128.0.0.0/1']);
+    assert.throws(() => subnetHalves('10.0.0.1/32' as Ipv4Network));
+  });
+
+  it('accepts only canonical values: no host bits in a network, no leading zeros, no words', () => {
+    assert.equal(parseNetwork('10.0.0.7/30'), undefined, 'host bits set');
+    assert.equal(parseNetwork('300.0.0.0/8'), undefined);
+    assert.equal(parseNetwork('localhost/24'), undefined);
+    assert.equal(parseIpv4('010.0.0.1'), undefined);
+    assert.equal(parseIpv4('10.0.0.1 '), undefined);
+    assert.equal(parseCidr('10.0.0.1/33'), undefined);
+    assert.equal(parseDockerId('ep-123'), undefined);
+  });
+
+  it('lets no space, newline or other command text through any parser (property)', () => {
+    const hostile = fc.oneof(
+      fc.string(),
+      fc.constantFrom('10.77.0.9 dev tsh0 proto 211 scope link\nlink del victim0\nroute add default dev tsh0 #/24', '10.88.0.1 dev lo\nlink del victim2 #/24', '10.0.0.0/24\nCOMMIT\n*filter\n-I FORWARD 1 -j ACCEPT', '127.0.0.0/8 -j ACCEPT'),
+      fc.tuple(fc.ipV4(), fc.string()).map(([a, tail]) => `${a}${tail}`),
+    );
+    fc.assert(
+      fc.property(hostile, (text) => {
+        for (const v of [parseIpv4(text), parseNetwork(text), parseCidr(text)?.address, parseDockerId(text)]) {
+          if (v !== undefined) assert.match(String(v), /^[0-9a-f./]+$/, `parsed ${JSON.stringify(text)} to ${v}`);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses records whose values could not reach a host command as their type', () => {
+    assert.throws(() => networkHost({ id: 'f'.repeat(64), subnet: '10.0.0.0/24\nCOMMIT', gateway: '10.0.0.1', mtu: 1500 }), /subnet/);
+    assert.throws(() => networkHost({ id: 'f'.repeat(64), subnet: '10.0.0.0/24', gateway: '10.88.0.1 dev lo', mtu: 1500 }), /gateway/);
+    assert.throws(() => networkHost({ id: 'f'.repeat(64), subnet: '10.0.0.0/24', gateway: '10.0.1.1', mtu: 1500 }), /gateway/);
+    assert.throws(() => endpointHost({ id: EP_ID, address: '10.9.0.5 dev lo', hostIf: ep.hostIf, containerIf: ep.containerIf }), /address/);
+    assert.throws(() => endpointHost({ id: EP_ID, address: '10.9.0.5', hostIf: 'eth0', containerIf: ep.containerIf }), /link names/);
   });
 });
