@@ -5,7 +5,7 @@ REGISTRY ?= localhost:5000
 PLUGIN ?= tslink
 BUNDLE := plugin/build
 
-.PHONY: help build test unit rootfs plugin enable install push legacy-install clean bench
+.PHONY: help build test unit fuzz rootfs plugin enable install push legacy-install clean bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ unit: build ## unit tests only
 
 # Only TEST_DOUBLE=1|yes|true bundles the test double; any other value (0, no, empty) does not.
 WITH_DOUBLE := $(filter 1 yes true,$(TEST_DOUBLE))
+
+fuzz: build ## the full protocol fuzz (10,000 requests) against the plugin in a private network namespace (root)
+	TSLINK_FUZZ_REQUESTS=$${TSLINK_FUZZ_REQUESTS:-10000} node --test dist/test/attack/fuzz.test.js
 
 rootfs: build ## assemble the plugin bundle (config.json + rootfs/) offline in plugin/build
 	scripts/build-rootfs.sh $(if $(WITH_DOUBLE),--with-test-double) $(BUNDLE)

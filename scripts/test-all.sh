@@ -24,6 +24,8 @@ npm run -s build || { echo "build: 0 passed, 1 failed"; exit 1; }
 
 stage unit dist/test/unit/*.test.js
 stage packaging dist/test/packaging/*.test.js
+# Attacks on the protocol and a short fuzz (make fuzz runs the full one), in a private netns.
+stage attack dist/test/attack/*.test.js
 
 # A script that ends with its own "N passed, N failed" line (counted below like a TAP summary).
 plain_stage() { # plain_stage NAME COMMAND...

@@ -259,38 +259,41 @@ export class Driver {
   }
 
   /**
-   * Removes endpoints, each under its own lock: nodes stop first (drain, logout), then every
-   * link goes in one `ip` call, then the records. Many at once (a network with thousands of
-   * endpoints) cost one host call, not one each.
+   * Removes endpoints while holding every one's lock, taken one by one in ID order (so two
+   * removals can never wait on each other): nodes stop first (drain, logout, in parallel), then
+   * every link goes in one `ip` call, then the records, and only then are the locks released, so
+   * a Join queued behind finds no record and makes nothing.
    */
   private async removeEndpoints(ids: readonly string[]): Promise<void> {
-    const gone: EndpointRecord[] = [];
-    await Promise.all(
-      ids.map((id) =>
-        this.locks.run(`ep:${id}`, async () => {
-          const ep = this.store.endpoints.get(id);
-          if (!ep) return;
-          if (ep.joinedAt) await this.lifecycle.leaving(ep);
-          gone.push(ep);
-        }),
-      ),
-    );
-    const specs = gone.flatMap((ep) => {
-      try {
-        return [endpointHost(ep)];
-      } catch {
-        return []; // an invalid record never reached the host: nothing to remove there
-      }
-    });
-    try {
-      await this.host.tearDownEndpoints(specs);
-    } catch (e) {
-      throw internal(`tslink: could not remove the endpoints' interfaces (${specs.map((s) => s.hostIf).slice(0, 5).join(', ')}): ${(e as Error).message}`);
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const held: Promise<void>[] = [];
+    for (const id of [...new Set(ids)].sort()) {
+      await new Promise<void>((acquired) => held.push(this.locks.run(`ep:${id}`, () => (acquired(), done))));
     }
-    for (const ep of gone) {
-      await this.store.deleteEndpoint(ep.id);
-      await this.lifecycle.deleted(ep);
-      this.log.info({ endpoint: shortId(ep.id) }, 'endpoint deleted');
+    try {
+      const gone = ids.flatMap((id) => this.store.endpoints.get(id) ?? []);
+      await Promise.all(gone.filter((ep) => ep.joinedAt).map((ep) => this.lifecycle.leaving(ep)));
+      const specs = gone.flatMap((ep) => {
+        try {
+          return [endpointHost(ep)];
+        } catch {
+          return []; // an invalid record never reached the host: nothing to remove there
+        }
+      });
+      try {
+        await this.host.tearDownEndpoints(specs);
+      } catch (e) {
+        throw internal(`tslink: could not remove the endpoints' interfaces (${specs.map((s) => s.hostIf).slice(0, 5).join(', ')}): ${(e as Error).message}`);
+      }
+      for (const ep of gone) {
+        await this.store.deleteEndpoint(ep.id);
+        await this.lifecycle.deleted(ep);
+        this.log.info({ endpoint: shortId(ep.id) }, 'endpoint deleted');
+      }
+    } finally {
+      release();
+      await Promise.all(held);
     }
   }
 
