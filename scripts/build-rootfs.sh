@@ -40,6 +40,7 @@ for x in /usr/lib/x86_64-linux-gnu/xtables/*.so; do
   done
 done
 copy_bin /usr/bin/nsenter /usr/bin/nsenter
+copy_bin /usr/bin/setpriv /usr/bin/setpriv
 copy_bin /usr/bin/env /usr/bin/env
 copy_bin /bin/sh /bin/sh
 # iptables-nft reads these; ip reads its tables from /etc/iproute2 when present.

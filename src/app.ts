@@ -9,6 +9,7 @@ import type { DockerEvent } from './docker/events.js';
 import { stoppingContainer } from './docker/stop-signals.js';
 import { NetnsReadiness } from './host/netns-readiness.js';
 import { shortId } from './util/short-id.js';
+import { TaskTracker } from './util/tasks.js';
 import { childEnv, runCommand } from './util/exec.js';
 import type { Settings } from './config/settings.js';
 import { IprouteHostNetwork } from './host/network.js';
@@ -35,6 +36,8 @@ export interface App {
 const RECOVERY_JITTER_MS = 500;
 /** How often the full listing repairs what events missed (dropped events, stream gaps). */
 const REPAIR_INTERVAL_MS = 60_000;
+/** How long a stop waits for background work (node starts, drains, repairs) to finish. */
+const CLOSE_DEADLINE_MS = 10_000;
 
 /** Wires the plugin together and starts serving; the order matters for a restart mid-traffic. */
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
@@ -59,9 +62,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     pollMs: settings.statusPollMs,
     restart: { ...DEFAULT_RESTART_POLICY, cooldownMs: settings.crashCooldownMs },
   });
-  const live = new Set([...store.endpoints.values()].flatMap((e) => (e.config ? [e.config.hostname] : [])));
-  const collected = await nodes.collectEphemeral(live);
-  if (collected.length) log.info({ hostnames: collected }, 'removed state of ephemeral nodes no endpoint uses');
+  const tasks = new TaskTracker(log);
 
   // The life of an endpoint, top to bottom: Docker's Join → binder (which container, which
   // labels, does its namespace exist) → node manager (tailscaled in that namespace).
@@ -76,7 +77,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     reconfigured: (ep) => nodes.leave(ep.id),
     ready: (ep, net, recovered) => {
       const jitterMs = recovered ? Math.floor(Math.random() * RECOVERY_JITTER_MS) : 0;
-      void nodes.ready(ep, net, { jitterMs }).catch((e: Error) => log.error({ endpoint: shortId(ep.id), err: e.message }, 'node start failed'));
+      tasks.run('node start', () => nodes.ready(ep, net, { jitterMs }), { endpoint: shortId(ep.id) });
     },
   });
   const driver = new Driver(store, host, settings, log, {
@@ -91,24 +92,28 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   });
   const onEvent = async (e: DockerEvent): Promise<void> => {
     const stopping = stoppingContainer(e);
-    if (stopping) void nodes.stopping(stopping).catch((err: Error) => log.error({ container: shortId(stopping), err: err.message }, 'drain failed'));
+    if (stopping) tasks.run('drain', () => nodes.stopping(stopping), { container: shortId(stopping) });
     await binder.onEvent(e);
   };
 
+  // Each (re)connect lists containers, so the cache is warm and nothing missed stays missed;
+  // the same listing runs periodically, removes endpoints whose containers are gone, and
+  // collects what no endpoint uses any more (runtime dirs, status files, ephemeral state).
+  const repairOnce = async (): Promise<void> => {
+    for (const id of await binder.prime()) await driver.forgetEndpoint(id);
+    const removed = await nodes.collectGarbage();
+    if (removed.length) log.info({ removed }, 'removed node files no endpoint uses');
+  };
   const watcher = new EventsWatcher(docker.openEvents, onEvent, log, {
     minBackoffMs: settings.eventsMinBackoffMs,
     maxBackoffMs: settings.eventsMaxBackoffMs,
     queueSize: settings.eventsQueueSize,
+  }, {
+    connected: () => tasks.run('repair', repairOnce),
   });
-  // Each (re)connect lists containers, so the cache is warm and nothing missed stays missed;
-  // the same listing runs periodically and removes endpoints whose containers are gone.
-  const repairOnce = async (): Promise<void> => {
-    for (const id of await binder.prime()) await driver.forgetEndpoint(id);
-  };
-  watcher.on('connected', () => void repairOnce().catch((e: Error) => log.warn({ err: e.message }, 'container listing failed')));
   watcher.start();
   const repair = setInterval(() => {
-    if (watcher.state().connected) void repairOnce().catch((e: Error) => log.warn({ err: e.message }, 'repair failed'));
+    if (watcher.state().connected) tasks.run('repair', repairOnce);
   }, REPAIR_INTERVAL_MS);
   repair.unref();
 
@@ -128,6 +133,8 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       watcher.stop();
       binder.stop();
       await server.close();
+      const left = await tasks.close(CLOSE_DEADLINE_MS);
+      if (left) log.warn({ tasks: left }, 'stopping with background work still running');
       await nodes.shutdown();
     },
   };

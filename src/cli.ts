@@ -28,6 +28,9 @@ async function main(): Promise<number> {
   }
   const settings = parsed.settings;
   const log = createLogger(settings.logLevel);
+  // Node 20 ends the process on an unhandled rejection; every background task is tracked, so one
+  // reaching here is a bug: log it loudly (tests fail on this line) and keep serving.
+  process.on('unhandledRejection', (e) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'unhandled rejection'));
   const app = await startApp(settings, log);
   const stop = (signal: string): void => {
     // Endpoints and their host side stay: containers keep running across a plugin restart.

@@ -7,7 +7,7 @@
 import { type Parsed, type Report, failed, reporter, show, showKey, suggestion, textOf } from './messages.js';
 import { type NetworkConfig } from './network-options.js';
 import { type ServeRule, parseServeRule } from './serve.js';
-import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, parseTagList } from './values.js';
+import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, reportedTags } from './values.js';
 export interface ContainerConfig {
   hostname: string;
   /** Where the hostname came from: the label, the container name, or the endpoint ID. */
@@ -71,9 +71,8 @@ const LABELS: Record<string, LabelParser> = {
     else draft.hostname = v.toLowerCase();
   },
   'tslink.tags': (value, draft, report) => {
-    const { tags, problems } = parseTagList(value);
-    problems.forEach(report);
-    if (!problems.length) draft.tags = tags;
+    const tags = reportedTags(value, report);
+    if (tags) draft.tags = tags;
   },
   'tslink.service': (value, draft, report) => {
     const v = value.trim();

@@ -5,7 +5,7 @@
  */
 import { LABEL_PREFIX } from './labels.js';
 import { HIDDEN, type Parsed, type Report, failed, reporter, show, showKey, showUrl, suggestion, textOf } from './messages.js';
-import { parseBool, parseTagList } from './values.js';
+import { parseBool, reportedTags } from './values.js';
 export interface NetworkConfig {
   /** A secret. Absent when the plugin's TS_AUTHKEY is to be used. */
   authKey?: string;
@@ -52,9 +52,8 @@ const NETWORK_OPTIONS: Record<string, OptionParser> = {
     else config.authKey = value;
   },
   'tslink.tags': (value, config, report) => {
-    const { tags, problems } = parseTagList(value);
-    problems.forEach(report);
-    if (!problems.length) config.tags = tags;
+    const tags = reportedTags(value, report);
+    if (tags) config.tags = tags;
   },
   'tslink.loginserver': (value, config, report) => {
     const v = value.trim();

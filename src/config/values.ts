@@ -53,3 +53,10 @@ export function parsePort(text: string): number | undefined {
   const n = Number(text);
   return n <= 65535 ? n : undefined;
 }
+
+/** A tag list for a parser's draft: the tags, or undefined after reporting each bad item. */
+export function reportedTags(value: string, report: (problem: string) => void): string[] | undefined {
+  const { tags, problems } = parseTagList(value);
+  problems.forEach(report);
+  return problems.length ? undefined : tags;
+}

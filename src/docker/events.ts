@@ -1,5 +1,4 @@
 import { shortId } from '../util/short-id.js';
-import { EventEmitter } from 'node:events';
 import { fullJitterDelay } from '../util/backoff.js';
 import type { Logger } from '../util/log.js';
 
@@ -19,6 +18,18 @@ export interface WatcherOptions {
   maxBackoffMs: number;
   queueSize: number;
   random?: () => number;
+}
+
+/** What the watcher tells its owner; every one optional. */
+export interface WatcherCallbacks {
+  /** A stream opened (the owner re-lists containers then: events may have been missed). */
+  connected?(): void;
+  /** The stream ended or failed; the next attempt comes after `delayMs`. */
+  disconnected?(delayMs: number): void;
+  /** The queue was full and this event was dropped (a repair listing makes up for it). */
+  dropped?(e: DockerEvent): void;
+  /** An event was handled (`ok` false: its handler threw). */
+  handled?(e: DockerEvent, ok: boolean): void;
 }
 
 export interface WatcherState {
@@ -48,9 +59,8 @@ export function sinceCursor(timeNano: number | bigint | undefined, time: number 
  * Follows Docker's event stream for the life of the plugin. A dropped stream is reopened with
  * jittered backoff from the last processed event, so nothing that happened meanwhile is lost;
  * a bounded queue keeps a slow handler from stalling the stream or growing memory without end.
- * Emits 'connected' each time a stream opens (callers re-list containers then).
  */
-export class EventsWatcher extends EventEmitter {
+export class EventsWatcher {
   private readonly queue: DockerEvent[] = [];
   private draining = false;
   private stopped = false;
@@ -67,9 +77,8 @@ export class EventsWatcher extends EventEmitter {
     private readonly handle: (e: DockerEvent) => Promise<void>,
     private readonly log: Logger,
     private readonly opts: WatcherOptions,
-  ) {
-    super();
-  }
+    private readonly on: WatcherCallbacks = {},
+  ) {}
 
   start(since?: string): void {
     this.cursor = since;
@@ -99,7 +108,7 @@ export class EventsWatcher extends EventEmitter {
         this.connected = true;
         this.attempt = 0;
         this.log.info({ since: this.cursor ?? 'now' }, 'docker events stream open');
-        this.emit('connected');
+        this.on.connected?.();
         await this.consume(stream);
         if (!this.stopped) this.log.warn('docker events stream ended');
       } catch (e) {
@@ -109,7 +118,7 @@ export class EventsWatcher extends EventEmitter {
       if (this.stopped) break;
       const delay = fullJitterDelay(this.attempt++, this.opts.minBackoffMs, this.opts.maxBackoffMs, this.opts.random);
       this.counts.reconnects++;
-      this.emit('disconnected', delay);
+      this.on.disconnected?.(delay);
       await new Promise<void>((r) => {
         this.wake = r;
         setTimeout(r, delay).unref();
@@ -153,7 +162,7 @@ export class EventsWatcher extends EventEmitter {
       if (this.counts.dropped === 1 || this.counts.dropped % 100 === 0) {
         this.log.warn({ dropped: this.counts.dropped, queueSize: this.opts.queueSize }, 'docker event queue full: dropping events');
       }
-      this.emit('dropped', ev);
+      this.on.dropped?.(ev);
     } else {
       this.queue.push(ev);
     }
@@ -169,8 +178,10 @@ export class EventsWatcher extends EventEmitter {
       while ((ev = this.queue.shift())) {
         try {
           await this.handle(ev);
+          this.on.handled?.(ev, true);
         } catch (e) {
           this.log.error({ event: `${ev.Type} ${ev.Action}`, id: shortId(ev.Actor.ID), err: (e as Error).message }, 'event handler failed');
+          this.on.handled?.(ev, false);
         }
         // Resume from what was handled: on reconnect Docker replays from here (inclusive), and
         // handlers are idempotent, so a replay costs a little work and never loses an event.

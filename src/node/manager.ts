@@ -84,7 +84,9 @@ export class NodeManager {
       { stateDir: this.stateDir(spec.hostname), runDir, socket: join(runDir, 'tailscaled.sock'), logFile: join(this.settings.dataDir, 'logs', `${shortId(ep.id)}-tailscaled.log`) },
       {
         spawnDaemon: (args) =>
-          spawn('nsenter', [`--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
+          // setpriv: the daemon gets SIGTERM when this plugin process dies (kill -9 included), so
+          // no tailscaled outlives its owner and keeps a removed container's namespace alive.
+          spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
         prepareNamespace: () => blockTailnetOutsideTailscale(this.run, netns),
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,
@@ -167,22 +169,35 @@ export class NodeManager {
     await Promise.all([...this.sups.values()].map((s) => s.stop({ logout: false, drain: false })));
   }
 
-  /** State directories marked ephemeral that no endpoint uses any more are deleted at start. */
-  async collectEphemeral(liveHostnames: Set<string>): Promise<string[]> {
-    const root = join(this.settings.dataDir, 'by-hostname');
+  /**
+   * Removes what no endpoint uses any more: runtime directories (sockets), status files, and
+   * the state of ephemeral nodes. A persistent hostname's state is never deleted. An ephemeral
+   * node whose logout was missed (the plugin died first) needs none: Tailscale removes offline
+   * ephemeral nodes by itself.
+   */
+  async collectGarbage(): Promise<string[]> {
+    const eps = [...this.store.endpoints.values()];
+    const liveShort = new Set(eps.map((e) => shortId(e.id)));
+    const liveIds = new Set(eps.map((e) => e.id));
+    const liveHostnames = new Set([...eps.flatMap((e) => (e.config ? [e.config.hostname] : [])), ...[...this.sups.values()].map((s) => s.spec.hostname)]);
     const removed: string[] = [];
-    for (const h of await readdir(root).catch(() => [] as string[])) {
-      if (liveHostnames.has(h)) continue;
-      try {
-        const m = JSON.parse(await readFile(join(root, h, MARKER), 'utf8')) as Marker;
-        if (m.ephemeral) {
-          await rm(join(root, h), { recursive: true, force: true });
-          removed.push(h);
-        }
-      } catch {
-        /* no marker: never ours to delete */
+    const sweep = async (dir: string, keep: (name: string) => boolean, shouldGo: (path: string) => Promise<boolean> = async () => true): Promise<void> => {
+      for (const name of await readdir(join(this.settings.dataDir, dir)).catch(() => [] as string[])) {
+        const path = join(this.settings.dataDir, dir, name);
+        if (keep(name) || !(await shouldGo(path))) continue;
+        await rm(path, { recursive: true, force: true });
+        removed.push(`${dir}/${name}`);
       }
-    }
+    };
+    await sweep('run', (n) => liveShort.has(n));
+    await sweep('status', (n) => liveIds.has(n.replace(/\.json$/, '')) || this.statuses.has(n.replace(/\.json$/, '')));
+    await sweep('by-hostname', (h) => liveHostnames.has(h), async (path) => {
+      try {
+        return (JSON.parse(await readFile(join(path, MARKER), 'utf8')) as Marker).ephemeral;
+      } catch {
+        return false; // no marker: never ours to delete
+      }
+    });
     return removed;
   }
 }

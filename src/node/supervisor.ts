@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
@@ -9,6 +9,7 @@ import { CliError, upArgs, type TailscaleCli, type TailscaleStatus } from './tai
 import { classifyUpFailure, loginKey, servePlan, type NodeSpec } from './node-config.js';
 import { WIREGUARD_PORT } from '../config/tailnet.js';
 import { socketIsLive } from '../util/socket-probe.js';
+import { StateDirHeld, StateDirLock, daemonsOn, stopProcesses } from './daemon-ownership.js';
 import { shortId } from '../util/short-id.js';
 import type { NodeState, NodeStatus } from './status.js';
 
@@ -41,6 +42,9 @@ export interface SupervisorOptions {
   restart: RestartPolicyOptions;
 }
 
+/** How soon a node whose state another process holds tries again. */
+const LOCK_RETRY_MS = 10_000;
+
 export const DEFAULT_SUPERVISOR_OPTIONS: SupervisorOptions = {
   socketWaitMs: 15_000,
   upTimeoutSec: 60,
@@ -68,6 +72,7 @@ export class NodeSupervisor {
   private drained = false;
   private readonly log: Logger;
   private readonly state: NodeStatus;
+  private readonly lock: StateDirLock;
 
   constructor(
     readonly spec: NodeSpec,
@@ -77,6 +82,7 @@ export class NodeSupervisor {
     this.opts = { ...DEFAULT_SUPERVISOR_OPTIONS, ...deps.options };
     this.policy = new RestartPolicy(this.opts.restart);
     this.out = new RotatingLog(paths.logFile);
+    this.lock = new StateDirLock(join(paths.stateDir, 'tslink.lock'));
     this.log = deps.log.child({ endpoint: shortId(spec.endpointId), container: shortId(spec.containerId), hostname: spec.hostname });
     this.state = {
       endpoint: spec.endpointId,
@@ -142,7 +148,20 @@ export class NodeSupervisor {
     this.set('starting');
     await mkdir(this.paths.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(this.paths.runDir, { recursive: true, mode: 0o700 });
-    await this.killLeftover();
+    try {
+      await this.lock.acquire();
+    } catch (e) {
+      if (!(e instanceof StateDirHeld)) throw e;
+      this.set('failed', { lastError: `tslink: ${e.message}; retrying in ${LOCK_RETRY_MS / 1000} s`, nextAttemptAt: new Date(Date.now() + LOCK_RETRY_MS).toISOString() });
+      this.schedule(LOCK_RETRY_MS, () => this.launch());
+      return;
+    }
+    // A daemon left on this state by an earlier plugin process would share the node's key.
+    const leftovers = await daemonsOn(this.paths.stateDir);
+    if (leftovers.length) {
+      this.log.warn({ pids: leftovers }, 'stopping a tailscaled left by an earlier plugin process');
+      await stopProcesses(leftovers, this.opts.stopGraceMs);
+    }
     await rm(this.paths.socket, { force: true });
     await this.deps.prepareNamespace?.().catch((e: Error) =>
       this.log.warn({ err: e.message }, 'could not make tailnet ranges unreachable in the container'),
@@ -155,7 +174,6 @@ export class NodeSupervisor {
     ]);
     this.child = child;
     this.startedAt = Date.now();
-    if (child.pid) await writeFile(this.pidFile, String(child.pid), { mode: 0o600 });
     // Drain both pipes always: a tailscaled blocked on a full pipe stops working.
     const sink = (b: Buffer): void => {
       this.out.write(b);
@@ -179,29 +197,6 @@ export class NodeSupervisor {
       return;
     }
     await this.configure(child);
-  }
-
-  private get pidFile(): string {
-    return join(this.paths.runDir, 'tailscaled.pid');
-  }
-
-  /**
-   * A plugin killed with -9 leaves its tailscaled running; a second daemon on the same state
-   * would share its node key. Stop the old one first (only if it is really ours: its command
-   * line names our socket).
-   */
-  private async killLeftover(): Promise<void> {
-    const pid = Number(await readFile(this.pidFile, 'utf8').catch(() => ''));
-    if (!pid) return;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes(this.paths.socket)) return;
-    this.log.warn({ pid }, 'stopping a tailscaled left by an earlier plugin process');
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      return;
-    }
-    for (let i = 0; i < 200 && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')); i++) await sleep(10);
   }
 
   private async waitForSocket(child: ChildProcess): Promise<boolean> {
@@ -344,6 +339,7 @@ export class NodeSupervisor {
       clearTimeout(killer);
     }
     await rm(this.paths.runDir, { recursive: true, force: true });
+    await this.lock.release();
     await this.out.close();
     this.set('stopped');
   }

@@ -100,6 +100,9 @@ export class PluginProcess {
     const exited = new Promise((r) => c.once('exit', r));
     c.kill(signal);
     await exited;
+    // A rejection nobody handled is a bug even when the plugin kept serving.
+    const unhandled = this.log().split('\n').filter((l) => l.includes('"msg":"unhandled rejection"'));
+    if (unhandled.length) throw new Error(`the plugin logged ${unhandled.length} unhandled rejection(s): ${unhandled[0]}`);
   }
 }
 

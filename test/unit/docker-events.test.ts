@@ -78,9 +78,8 @@ describe('events watcher', () => {
   it('reconnects with backoff and asks for what it missed since the last handled event', async () => {
     const d = fakeDocker();
     const seen: string[] = [];
-    const w = new EventsWatcher(d.open, async (e) => void seen.push(e.Actor.ID), captureLogger().log, { minBackoffMs: 1, maxBackoffMs: 4, queueSize: 10 });
     let connects = 0;
-    w.on('connected', () => connects++);
+    const w = new EventsWatcher(d.open, async (e) => void seen.push(e.Actor.ID), captureLogger().log, { minBackoffMs: 1, maxBackoffMs: 4, queueSize: 10 }, { connected: () => connects++ });
     w.start();
     await until(() => d.streams.length === 1);
     d.streams[0]!.write(ev('a', 5_000_000_000_123n));
@@ -108,8 +107,7 @@ describe('events watcher', () => {
     const w = new EventsWatcher(d.open, async (e) => {
       await gate;
       seen.push(e.Actor.ID);
-    }, log, { minBackoffMs: 1, maxBackoffMs: 4, queueSize: 3 });
-    w.on('dropped', (e: DockerEvent) => dropped.push(e.Actor.ID));
+    }, log, { minBackoffMs: 1, maxBackoffMs: 4, queueSize: 3 }, { dropped: (e: DockerEvent) => dropped.push(e.Actor.ID) });
     w.start();
     await until(() => d.streams.length === 1);
     for (let i = 0; i < 10; i++) d.streams[0]!.write(ev(`e${i}`, BigInt(i + 1)));
