@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One Docker engine at a time for the e2e suite, always on /var/run/docker.sock:
 #   engine.sh start|restart <20.10|28.5>   stop any dockerd, start this one, import the test image
+#                                          (TSLINK_DOCKERD_FLAGS: extra dockerd flags, e.g. --live-restore)
 #   engine.sh stop | status
 #   engine.sh env <20.10|28.5>              shell exports for tests: eval "$(scripts/engine.sh env 28.5)"
 # Each version keeps its own data root and log under /var/lib/tslink-e2e. Needs scripts/provision.sh.
@@ -77,7 +78,9 @@ start() {
   from=$(stat -c %s "$log") # on failure, show this start's part of the log only
   # setsid: the engine must outlive the caller's process group (test runners kill theirs);
   # 9>&- keeps it from inheriting the lock below.
-  PATH=$(engine_path "$v") setsid "$(dockerd_bin "$v")" --data-root "$base/docker-$v" \
+  # TSLINK_DOCKERD_FLAGS adds daemon flags for one start (e.g. --live-restore).
+  # shellcheck disable=SC2086
+  PATH=$(engine_path "$v") setsid "$(dockerd_bin "$v")" --data-root "$base/docker-$v" ${TSLINK_DOCKERD_FLAGS:-} \
     </dev/null >>"$log" 2>&1 9>&- &
   pid=$!
   deadline=$((SECONDS + 60))

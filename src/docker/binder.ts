@@ -11,6 +11,9 @@ import { Poller } from '../util/poller.js';
 import { shortId } from '../util/short-id.js';
 import { within } from '../util/timeout.js';
 
+/** An endpoint joined this long before the plugin started is surely listed by now if its container lives. */
+const JOINED_BEFORE_START_MS = 5_000;
+
 /** Who named the endpoint's container: always Docker (a listing, a network snapshot, an event). */
 export type BindVia = 'snapshot' | 'event' | 'listing';
 
@@ -54,6 +57,7 @@ export class EndpointBinder {
   private readonly snapshots: Poller;
   private readonly netNames = new Map<string, string>();
   private readonly locks = new KeyedMutex();
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly store: StateStore,
@@ -85,11 +89,13 @@ export class EndpointBinder {
     }
     for (const cid of this.awaitingLabels.keys()) await this.labelsKnown(cid);
     for (const ep of this.store.endpoints.values()) this.watchReadiness(ep, true);
-    // A fresh endpoint is listed only once its Join is done, hence the age bound.
+    // A fresh endpoint is listed only once its container's start is done, hence the age bound;
+    // but one joined before this process started had all the time it needed: if no container
+    // lists it, its container went away while the plugin was down.
     const listed = new Set(list.flatMap((c) => c.networks.map((n) => n.endpointId)).filter(Boolean));
     const now = Date.now();
     return [...this.store.endpoints.values()]
-      .filter((ep) => !listed.has(ep.id) && now - Date.parse(ep.createdAt) > orphanAfterMs)
+      .filter((ep) => !listed.has(ep.id) && (now - Date.parse(ep.createdAt) > orphanAfterMs || (ep.joinedAt !== undefined && Date.parse(ep.joinedAt) < this.startedAt - JOINED_BEFORE_START_MS)))
       .map((ep) => ep.id);
   }
 

@@ -48,6 +48,8 @@ export async function readJsonDir<T>(dir: string): Promise<{ items: (T & { file:
     throw e;
   }
   for (const name of names) {
+    // A temp file of writeFileAtomic that a kill -9 interrupted: never renamed, so never data.
+    if (/^\.\d+\.\d+\.tmp$/.test(name)) await rm(join(dir, name), { force: true });
     if (!name.endsWith('.json')) continue;
     const file = join(dir, name);
     try {

@@ -67,7 +67,9 @@ export class PluginProcess {
     this.logFile = join(dataDir, '..', `${dataDir.split('/').pop()}.plugin.log`);
   }
 
-  async start(): Promise<void> {
+  async start(extraEnv: Record<string, string> = {}): Promise<void> {
+    // The log is appended across restarts: wait for this start's own "serving" line.
+    const servingBefore = this.log().split('"tslink serving"').length;
     const fd = openSync(this.logFile, 'a');
     this.child = spawn(process.execPath, [CLI, 'serve'], {
       env: {
@@ -77,6 +79,7 @@ export class PluginProcess {
         LOG_LEVEL: 'debug',
         TSLINK_SOCKET: SOCKET,
         ...this.env,
+        ...extraEnv,
       },
       stdio: ['ignore', fd, fd],
     });
@@ -84,7 +87,7 @@ export class PluginProcess {
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`plugin exited ${this.child.exitCode}:\n${this.log()}`);
-      if (this.log().includes('"tslink serving"')) return;
+      if (this.log().split('"tslink serving"').length > servingBefore) return;
       await sleep(25);
     }
     throw new Error(`plugin did not start in 15 s:\n${this.log()}`);
@@ -147,8 +150,8 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 /** Restarts the engine under test (stop, start) while the plugin keeps running. */
-export async function restartEngine(): Promise<void> {
-  const r = await sh(join(ROOT, 'scripts/engine.sh'), ['restart', ENGINE], { timeoutMs: 180_000 });
+export async function restartEngine(dockerdFlags = ''): Promise<void> {
+  const r = await sh(join(ROOT, 'scripts/engine.sh'), ['restart', ENGINE], { timeoutMs: 180_000, env: { ...process.env, TSLINK_DOCKERD_FLAGS: dockerdFlags } });
   if (r.code !== 0) throw new Error(`engine restart failed: ${r.stdout}\n${r.stderr}`);
 }
 

@@ -28,6 +28,12 @@ async function buildBundle(): Promise<string> {
   return dir;
 }
 
+/** tailscaled processes (seen from the host) running on one hostname's state inside the managed plugin. */
+async function daemonsOf(hostname: string): Promise<number> {
+  const r = await sh('pgrep', ['-f', `tailscaled .*--statedir=/data/by-hostname/${hostname}( |$)`]);
+  return r.stdout.split('\n').filter(Boolean).length;
+}
+
 async function pluginSocket(name: string): Promise<string> {
   const id = await mustDocker('plugin', 'inspect', '-f', '{{.Id}}', name);
   return `/run/docker/plugins/${id}/tslink.sock`;
@@ -111,6 +117,7 @@ describe(`managed plugin on Docker ${ENGINE}`, { skip }, () => {
 
 describe(`docker plugin install from a registry, and Compose, on Docker ${ENGINE}`, { skip }, () => {
   const ref = `${REGISTRY}/tslink:${VERSION}`;
+  const installedData = dataDir();
   let registry: ChildProcess | undefined;
   const composeEnv = { ...process.env, TS_AUTHKEY: KEY };
 
@@ -134,7 +141,7 @@ describe(`docker plugin install from a registry, and Compose, on Docker ${ENGINE
 
   it('installs the way the README says and brings the first labelled container to running', async () => {
     // The README's instruction with the registry's name changed and the data mount moved off the host's own.
-    await mustDocker('plugin', 'install', '--grant-all-permissions', '--alias', 'tslink', ref, `TS_AUTHKEY=${KEY}`, `data.source=${dataDir()}`);
+    await mustDocker('plugin', 'install', '--grant-all-permissions', '--alias', 'tslink', ref, `TS_AUTHKEY=${KEY}`, `data.source=${installedData}`);
     const net = uniq('tsinstalled');
     await mustDocker('network', 'create', '-d', 'tslink:latest', net);
     const c = uniq('first');
@@ -143,6 +150,31 @@ describe(`docker plugin install from a registry, and Compose, on Docker ${ENGINE
     await waitFor('first node running', async () => ((await nodeState(c, net, socket)) === 'running' ? true : undefined), 15_000, 20);
     await mustDocker('rm', '-f', c);
     await mustDocker('network', 'rm', net);
+  });
+
+  it('upgrades as the README says with containers running: every node comes back with its identity', async () => {
+    const net = uniq('tsupgrade');
+    await mustDocker('network', 'create', '-d', 'tslink:latest', net);
+    const names = [uniq('up'), uniq('up'), uniq('up')];
+    for (const c of names) await mustDocker('run', '-d', '--name', c, '--network', net, '--label', `tslink.hostname=${c}`, IMAGE, 'sleep', '600');
+    const pids = new Map<string, string>();
+    for (const c of names) pids.set(c, await mustDocker('inspect', '-f', '{{.State.Pid}}', c));
+    const identities = async (): Promise<string[]> =>
+      Promise.all(names.map(async (c) => waitFor(`${c} tailscale0`, () => tailscaleAddress(pids.get(c)!), 30_000, 100)));
+    const before = await identities();
+    // The README's upgrade sequence, with the registry's name. An upgrade resets a moved data
+    // mount to the manifest's default (measured), so it is set again before enabling.
+    await mustDocker('plugin', 'disable', '-f', 'tslink:latest');
+    await mustDocker('plugin', 'upgrade', '--grant-all-permissions', '--skip-remote-check', 'tslink:latest', ref);
+    await mustDocker('plugin', 'set', 'tslink:latest', `data.source=${installedData}`);
+    await mustDocker('plugin', 'enable', 'tslink:latest');
+    assert.match(await mustDocker('plugin', 'inspect', '-f', '{{json .Settings.Env}}', 'tslink:latest'), new RegExp(`TS_AUTHKEY=${KEY}`), 'settings made with install survive the upgrade');
+    assert.deepEqual(await identities(), before, 'same Tailscale IP per hostname');
+    const daemons = async (): Promise<number> => (await Promise.all(names.map((c) => daemonsOf(c)))).reduce((a, b) => a + b, 0);
+    await waitFor('one tailscaled per container', async () => (await daemons()) === 3, 30_000, 200);
+    await mustDocker('rm', '-f', ...names);
+    await mustDocker('network', 'rm', net);
+    await waitFor('no tailscaled after removal', async () => (await daemons()) === 0, 15_000, 200);
   });
 
   it('brings examples/compose.yaml up with a node per service, and down leaves nothing', async () => {
