@@ -10,6 +10,11 @@ import { stoppingContainer } from './docker/stop-signals.js';
 import { NetnsReadiness } from './host/netns-readiness.js';
 import { shortId } from './util/short-id.js';
 import { TaskTracker } from './util/tasks.js';
+import { join } from 'node:path';
+import { Metrics } from './ops/metrics.js';
+import { OPS_SOCKET, buildOpsServer } from './ops/server.js';
+import { endpointView } from './ops/endpoint-view.js';
+import type { NodeState } from './node/status.js';
 import { childEnv, runCommand } from './util/exec.js';
 import type { Settings } from './config/settings.js';
 import { IprouteHostNetwork } from './host/network.js';
@@ -57,11 +62,17 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   } else log.info({ tailscale: bins.tailscale, version: bins.version }, 'tailscale found');
 
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
+  // Metrics read the watcher and the nodes when scraped; both exist before the first scrape.
+  let watcher: EventsWatcher | undefined;
+  const metrics = new Metrics({
+    watcher: () => watcher?.state() ?? { connected: false, lastEventAgeMs: null, processed: 0, dropped: 0, reconnects: 0, queued: 0 },
+    endpointStates: () => [...store.endpoints.values()].map((ep) => String(nodes.operInfo(ep)['state']) as NodeState),
+  });
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,
     pollMs: settings.statusPollMs,
     restart: { ...DEFAULT_RESTART_POLICY, cooldownMs: settings.crashCooldownMs },
-  });
+  }, (prev, next) => metrics.nodeStatus(prev, next, store.endpoints.get(next.endpoint)?.joinedAt));
   const tasks = new TaskTracker(log);
 
   // The life of an endpoint, top to bottom: Docker's Join → binder (which container, which
@@ -99,38 +110,68 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   // Each (re)connect lists containers, so the cache is warm and nothing missed stays missed;
   // the same listing runs periodically, removes endpoints whose containers are gone, and
   // collects what no endpoint uses any more (runtime dirs, status files, ephemeral state).
+  let recovered = false;
   const repairOnce = async (): Promise<void> => {
-    for (const id of await binder.prime()) await driver.forgetEndpoint(id);
-    const removed = await nodes.collectGarbage();
-    if (removed.length) log.info({ removed }, 'removed node files no endpoint uses');
+    try {
+      const orphans = await binder.prime();
+      for (const id of orphans) await driver.forgetEndpoint(id);
+      const removed = await nodes.collectGarbage();
+      if (removed.length) log.info({ removed }, 'removed node files no endpoint uses');
+      metrics.repairPass(true, orphans.length, removed.length);
+      recovered = true;
+    } catch (e) {
+      metrics.repairPass(false, 0, 0);
+      throw e;
+    }
   };
-  const watcher = new EventsWatcher(docker.openEvents, onEvent, log, {
+  const events = new EventsWatcher(docker.openEvents, onEvent, log, {
     minBackoffMs: settings.eventsMinBackoffMs,
     maxBackoffMs: settings.eventsMaxBackoffMs,
     queueSize: settings.eventsQueueSize,
   }, {
     connected: () => tasks.run('repair', repairOnce),
+    disconnected: () => metrics.streamReconnecting(),
+    dropped: () => metrics.eventDropped(),
+    handled: (e, ok) => metrics.eventHandled(e, ok),
   });
-  watcher.start();
+  watcher = events;
+  events.start();
   const repair = setInterval(() => {
-    if (watcher.state().connected) tasks.run('repair', repairOnce);
+    if (events.state().connected) tasks.run('repair', repairOnce);
   }, REPAIR_INTERVAL_MS);
   repair.unref();
 
-  const server = buildServer(driver, log);
+  // Operations: always a unix socket in the data directory, TCP only when asked for.
+  const ops = buildOpsServer({
+    metrics,
+    endpoints: () => [...store.endpoints.values()].map((ep) => endpointView(ep, nodes.operInfo(ep))),
+    watcher: () => events.state(),
+    recovered: () => recovered,
+  });
+  const opsSocket = join(settings.dataDir, OPS_SOCKET);
+  await claimSocketPath(opsSocket);
+  await ops.listen({ path: opsSocket });
+  await restrictSocket(opsSocket);
+  if (settings.metricsListen) {
+    const at = settings.metricsListen.lastIndexOf(':');
+    await ops.listen({ host: settings.metricsListen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(settings.metricsListen.slice(at + 1)) });
+  }
+
+  const server = buildServer(driver, log, (url, status, seconds) => metrics.request(url, status, seconds));
   await claimSocketPath(settings.socketPath);
   await server.listen({ path: settings.socketPath });
   await restrictSocket(settings.socketPath);
-  log.info({ socket: settings.socketPath, dataDir: settings.dataDir, networks: store.networks.size, endpoints: store.endpoints.size }, 'tslink serving');
+  log.info({ socket: settings.socketPath, ops: opsSocket, metricsListen: settings.metricsListen, dataDir: settings.dataDir, networks: store.networks.size, endpoints: store.endpoints.size }, 'tslink serving');
   return {
     server,
     driver,
     store,
-    watcher,
+    watcher: events,
     nodes,
     async close() {
       clearInterval(repair);
-      watcher.stop();
+      events.stop();
+      await ops.close();
       binder.stop();
       await server.close();
       const left = await tasks.close(CLOSE_DEADLINE_MS);

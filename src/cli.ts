@@ -1,26 +1,26 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { startApp } from './app.js';
-import { parseSettings } from './config/settings.js';
+import { SETTINGS, parseSettings, settingsUsage } from './config/settings.js';
+import { formatStatus, readStatus, statusExitCode } from './ops/status-cli.js';
 import { createLogger } from './util/log.js';
 
-const USAGE = `usage: tslink serve
+const DEFAULT_DATA_DIR = SETTINGS.find((s) => s.env === 'TS_DATA_DIR')!.default!;
 
-Serves the tslink Docker network plugin on a unix socket.
-Settings come from the environment:
-  TS_AUTHKEY     default auth key for networks without --opt tslink.authkey
-  TS_DATA_DIR    state directory (default /var/lib/docker-plugins/tailscale)
-  TS_PATH        directory holding the tailscale and tailscaled binaries
-  TSLINK_SOCKET  plugin socket (default /run/docker/plugins/tslink.sock)
-  LOG_LEVEL      fatal|error|warn|info|debug|trace (default info)
+const USAGE = `usage: tslink serve
+       tslink status [--json] [--data-dir DIR]
+
+serve   serves the tslink Docker network plugin on a unix socket.
+status  shows every endpoint's node (problems first, with hints), from the running plugin's
+        operations socket in the data directory, or from its status files when it is down.
+        Exit code 0: all running; 1: some are not; 2: nothing could be read.
+        --data-dir defaults to TS_DATA_DIR, then ${DEFAULT_DATA_DIR}.
+
+Settings come from the environment (a managed plugin: docker plugin set tslink:latest NAME=value):
+${settingsUsage()}
 `;
 
-async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({ allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
-  if (values.help || positionals[0] !== 'serve' || positionals.length !== 1) {
-    process.stderr.write(USAGE);
-    return values.help ? 0 : 2;
-  }
+async function serve(): Promise<number> {
   const parsed = parseSettings(process.env);
   if (!parsed.ok) {
     process.stderr.write(`${parsed.message}\n`);
@@ -40,6 +40,32 @@ async function main(): Promise<number> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return -1;
+}
+
+async function status(json: boolean, dataDir: string): Promise<number> {
+  let report;
+  try {
+    report = await readStatus(dataDir);
+  } catch (e) {
+    process.stderr.write(`tslink: cannot read the plugin's status from ${dataDir} (${(e as Error).message}); give --data-dir the plugin's data directory\n`);
+    return 2;
+  }
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
+  return statusExitCode(report);
+}
+
+async function main(): Promise<number> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || rest.length || (command !== 'serve' && command !== 'status')) {
+    process.stderr.write(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (command === 'status') return status(values.json ?? false, values['data-dir'] ?? (process.env['TS_DATA_DIR'] || DEFAULT_DATA_DIR));
+  return serve();
 }
 
 main().then(

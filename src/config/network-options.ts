@@ -39,9 +39,14 @@ export function authKeyProblem(value: string, where: keyof typeof FILE_KEY_WHY):
   return undefined;
 }
 
-const NO_KEY_ERROR =
-  'tslink: this network has no auth key: give one with `docker network create -d tslink --opt tslink.authkey=tskey-auth-... <network>`, ' +
-  'or set a default for all networks with `docker plugin set tslink TS_AUTHKEY=tskey-auth-...` (for a legacy plugin, the TS_AUTHKEY environment variable of its process)';
+/** The missing-key message, naming the plugin as the user must type it: `tslink:latest` when managed. */
+function noKeyError(managed: boolean): string {
+  const name = managed ? 'tslink:latest' : 'tslink';
+  const fallback = managed
+    ? `set a default for all networks with \`docker plugin disable ${name} && docker plugin set ${name} TS_AUTHKEY=tskey-auth-... && docker plugin enable ${name}\``
+    : 'set a default for all networks in the TS_AUTHKEY environment variable of the plugin process';
+  return `tslink: this network has no auth key: give one with \`docker network create -d ${name} --opt tslink.authkey=tskey-auth-... <network>\`, or ${fallback}`;
+}
 
 type OptionParser = (value: string, config: NetworkConfig, report: Report) => void;
 
@@ -107,10 +112,11 @@ export function scrubKey(errors: string[], key: unknown, where: string): string[
  * A network's configuration from its `--opt` map (`com.docker.network.generic`), which also
  * holds `com.docker.network.driver.mtu` when given. Other non-`tslink.` options are ignored.
  * `envAuthKeyPresent`: the plugin has TS_AUTHKEY, so the network may go without a key.
+ * `managed`: the plugin runs as a managed plugin (messages name it `tslink:latest`).
  */
 export function parseNetworkOptions(
   generic: Readonly<Record<string, unknown>> | null | undefined,
-  ctx: { envAuthKeyPresent: boolean },
+  ctx: { envAuthKeyPresent: boolean; managed?: boolean },
 ): Parsed<'config', NetworkConfig> {
   const options = generic ?? {};
   const errors: string[] = [];
@@ -129,7 +135,7 @@ export function parseNetworkOptions(
     else if (typeof raw !== 'string') report('must be text');
     else parser(raw, config, report);
   }
-  if (!Object.hasOwn(options, 'tslink.authkey') && !ctx.envAuthKeyPresent) errors.push(NO_KEY_ERROR);
+  if (!Object.hasOwn(options, 'tslink.authkey') && !ctx.envAuthKeyPresent) errors.push(noKeyError(ctx.managed ?? false));
   return errors.length ? failed(scrubKey(errors, options['tslink.authkey'], 'a network option')) : { ok: true, config };
 }
 

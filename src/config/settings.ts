@@ -1,6 +1,11 @@
-/** The plugin's settings: its environment, as `docker plugin set` and a legacy install give it. */
+/**
+ * The plugin's settings: its environment, as `docker plugin set` and a legacy install give it.
+ * `SETTINGS` is the one table of them: the parser reads it, `tslink --help` prints it, and a test
+ * holds config.json's `env` and the README's table to it.
+ */
 import { HIDDEN, type Parsed, failed, show } from './messages.js';
 import { authKeyProblem, scrubKey } from './network-options.js';
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
@@ -15,97 +20,107 @@ export interface Settings {
   eventsMinBackoffMs: number;
   eventsMaxBackoffMs: number;
   eventsQueueSize: number;
-  /** Wait after five crashes of a node's tailscaled in 30 s before trying again. */
   crashCooldownMs: number;
-  /** How long a drained Service backend waits for control to see the drain before stopping. */
   drainWaitMs: number;
-  /** Steady-state `tailscale status` poll per node. */
   statusPollMs: number;
-  /** Where Docker's exec root (/var/run/docker) is mounted, when not at its own path (managed plugin). */
   hostDockerRun?: string;
+  /** `host:port` for the operations listener's TCP side; off when unset. */
+  metricsListen?: string;
 }
 
+type Kind =
+  | { type: 'secret' }
+  | { type: 'path'; example: string }
+  | { type: 'socket' }
+  | { type: 'level' }
+  | { type: 'listen' }
+  | { type: 'int'; min: number; max: number };
 
-export const DEFAULT_SETTINGS = {
-  dataDir: '/var/lib/docker-plugins/tailscale',
-  logLevel: 'info' as LogLevel,
-  socketPath: '/run/docker/plugins/tslink.sock',
-  dockerSocket: '/var/run/docker.sock',
-  eventsMinBackoffMs: 250,
-  eventsMaxBackoffMs: 30_000,
-  eventsQueueSize: 1000,
-  crashCooldownMs: 300_000,
-  drainWaitMs: 2_000,
-  statusPollMs: 30_000,
-} as const;
+export interface SettingSpec {
+  env: string;
+  key: keyof Settings;
+  kind: Kind;
+  /** The value when unset, as text (undefined: unset means off or none). */
+  default?: string;
+  /** Whether a managed plugin takes it through `docker plugin set`. */
+  settable: boolean;
+  /** The value the managed plugin's manifest fixes, when it differs from the default. */
+  managed?: string;
+  description: string;
+}
 
+export const SETTINGS: readonly SettingSpec[] = [
+  { env: 'TS_AUTHKEY', key: 'authKey', kind: { type: 'secret' }, settable: true, description: 'default auth key for networks without --opt tslink.authkey; never written to disk' },
+  { env: 'TS_DATA_DIR', key: 'dataDir', kind: { type: 'path', example: '/var/lib/docker-plugins/tailscale' }, default: '/var/lib/docker-plugins/tailscale', settable: false, managed: '/data', description: 'state: networks, endpoints, node identities, logs, the operations socket' },
+  { env: 'TS_PATH', key: 'tsPath', kind: { type: 'path', example: '/usr/local/bin' }, settable: true, description: 'directory holding tailscale and tailscaled (default: the bundled ones, then PATH)' },
+  { env: 'TSLINK_SOCKET', key: 'socketPath', kind: { type: 'socket' }, default: '/run/docker/plugins/tslink.sock', settable: false, description: 'the plugin socket' },
+  { env: 'LOG_LEVEL', key: 'logLevel', kind: { type: 'level' }, default: 'info', settable: true, description: 'fatal, error, warn, info, debug or trace; logs are JSON lines on stderr' },
+  { env: 'DOCKER_SOCKET', key: 'dockerSocket', kind: { type: 'socket' }, default: '/var/run/docker.sock', settable: false, description: 'the Docker API (events, listings; never a container being started)' },
+  { env: 'TSLINK_CRASH_COOLDOWN_MS', key: 'crashCooldownMs', kind: { type: 'int', min: 100, max: 86_400_000 }, default: '300000', settable: true, description: 'wait after a tailscaled crash loop (5 crashes in 30 s)' },
+  { env: 'TSLINK_DRAIN_WAIT_MS', key: 'drainWaitMs', kind: { type: 'int', min: 1_000, max: 10_000 }, default: '2000', settable: true, description: 'how long a drained Service backend waits for control' },
+  { env: 'TSLINK_STATUS_POLL_MS', key: 'statusPollMs', kind: { type: 'int', min: 5_000, max: 3_600_000 }, default: '30000', settable: true, description: 'steady-state tailscale status poll per node' },
+  { env: 'TSLINK_EVENTS_QUEUE', key: 'eventsQueueSize', kind: { type: 'int', min: 1, max: 1_000_000 }, default: '1000', settable: true, description: 'bounded Docker event queue (overflow is dropped, counted, repaired)' },
+  { env: 'TSLINK_EVENTS_MIN_BACKOFF_MS', key: 'eventsMinBackoffMs', kind: { type: 'int', min: 1, max: 600_000 }, default: '250', settable: true, description: 'shortest reconnect wait of the events stream (full jitter)' },
+  { env: 'TSLINK_EVENTS_MAX_BACKOFF_MS', key: 'eventsMaxBackoffMs', kind: { type: 'int', min: 1, max: 3_600_000 }, default: '30000', settable: true, description: 'longest reconnect wait of the events stream' },
+  { env: 'TSLINK_METRICS_LISTEN', key: 'metricsListen', kind: { type: 'listen' }, settable: true, description: 'host:port to serve /metrics, /healthz, /readyz and /v1/endpoints on TCP too (off by default; the unix socket in the data directory is always on)' },
+  { env: 'TSLINK_HOST_DOCKER_RUN', key: 'hostDockerRun', kind: { type: 'path', example: '/host/run/docker' }, settable: false, managed: '/host/run/docker', description: "where Docker's exec root is mounted, when not at its own path" },
+];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** An env value; empty counts as unset. */
-const envValue = (env: Env, name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
-
 /** Longest unix socket path (sun_path holds 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
+const LISTEN = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 
-function absolutePath(env: Env, name: string, errors: string[], example: string): string | undefined {
-  const v = envValue(env, name);
-  if (v !== undefined && !v.startsWith('/')) errors.push(`tslink: ${name}=${show(v)} must be an absolute path, e.g. ${example}`);
-  return v;
+/** One setting's value from its text, or its problem. */
+function parseOne(spec: SettingSpec, v: string): { value: string | number } | { problem: string } {
+  const k = spec.kind;
+  switch (k.type) {
+    case 'secret': {
+      const p = authKeyProblem(v, 'env');
+      return p ? { problem: `${HIDDEN}: ${p}; set it to the key itself, e.g. tskey-auth-...` } : { value: v };
+    }
+    case 'path':
+      return v.startsWith('/') ? { value: v } : { problem: `${show(v)} must be an absolute path, e.g. ${k.example}` };
+    case 'socket':
+      if (!v.startsWith('/')) return { problem: `${show(v)} must be an absolute path, e.g. ${spec.default}` };
+      return Buffer.byteLength(v) > MAX_SOCKET_PATH ? { problem: `${show(v)} is too long for a unix socket path (${Buffer.byteLength(v)} bytes, the limit is ${MAX_SOCKET_PATH})` } : { value: v };
+    case 'level': {
+      const level = v.trim().toLowerCase();
+      return (LOG_LEVELS as readonly string[]).includes(level) ? { value: level } : { problem: `${show(v)} is not a log level; use one of ${LOG_LEVELS.join(', ')} (the default is ${spec.default})` };
+    }
+    case 'listen': {
+      const m = LISTEN.exec(v.trim());
+      return m && Number(m[1]) >= 1 && Number(m[1]) <= 65535 ? { value: v.trim() } : { problem: `${show(v)} is not host:port; e.g. 127.0.0.1:9464` };
+    }
+    case 'int': {
+      const n = /^[0-9]{1,10}$/.test(v.trim()) ? Number(v.trim()) : NaN;
+      return n >= k.min && n <= k.max ? { value: n } : { problem: `${show(v)} must be a whole number from ${k.min} to ${k.max} (the default is ${spec.default})` };
+    }
+  }
 }
 
-function socketPath(env: Env, name: string, fallback: string, errors: string[]): string {
-  const v = absolutePath(env, name, errors, fallback) ?? fallback;
-  if (Buffer.byteLength(v) > MAX_SOCKET_PATH) errors.push(`tslink: ${name}=${show(v)} is too long for a unix socket path (${Buffer.byteLength(v)} bytes, the limit is ${MAX_SOCKET_PATH})`);
-  return v;
-}
-
-function wholeNumber(env: Env, name: string, fallback: number, min: number, max: number, errors: string[]): number {
-  const v = envValue(env, name);
-  if (v === undefined) return fallback;
-  const n = /^[0-9]{1,10}$/.test(v.trim()) ? Number(v.trim()) : NaN;
-  if (n >= min && n <= max) return n;
-  errors.push(`tslink: ${name}=${show(v)} must be a whole number from ${min} to ${max} (the default is ${fallback})`);
-  return fallback;
-}
-
-function logLevel(env: Env, errors: string[]): LogLevel {
-  const v = envValue(env, 'LOG_LEVEL');
-  if (v === undefined) return DEFAULT_SETTINGS.logLevel;
-  const level = v.trim().toLowerCase();
-  if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;
-  errors.push(`tslink: LOG_LEVEL=${show(v)} is not a log level; use one of ${LOG_LEVELS.join(', ')} (the default is ${DEFAULT_SETTINGS.logLevel})`);
-  return DEFAULT_SETTINGS.logLevel;
-}
-
-/**
- * The plugin's settings from its environment: TS_AUTHKEY, TS_DATA_DIR, TS_PATH, LOG_LEVEL,
- * TSLINK_SOCKET, DOCKER_SOCKET, TSLINK_EVENTS_MIN_BACKOFF_MS, TSLINK_EVENTS_MAX_BACKOFF_MS and
- * TSLINK_EVENTS_QUEUE. Empty values count as unset.
- */
+/** The plugin's settings from its environment, by the table. Empty values count as unset. */
 export function parseSettings(env: Env): Parsed<'settings', Settings> {
   const errors: string[] = [];
-  const authKey = envValue(env, 'TS_AUTHKEY');
-  const keyProblem = authKey === undefined ? undefined : authKeyProblem(authKey, 'env');
-  if (keyProblem) errors.push(`tslink: TS_AUTHKEY=${HIDDEN}: ${keyProblem}; set it to the key itself, e.g. tskey-auth-...`);
-  const tsPath = absolutePath(env, 'TS_PATH', errors, '/usr/local/bin');
-  const settings: Settings = {
-    ...(authKey !== undefined && !keyProblem ? { authKey } : {}),
-    dataDir: absolutePath(env, 'TS_DATA_DIR', errors, DEFAULT_SETTINGS.dataDir) ?? DEFAULT_SETTINGS.dataDir,
-    ...(tsPath !== undefined ? { tsPath } : {}),
-    logLevel: logLevel(env, errors),
-    socketPath: socketPath(env, 'TSLINK_SOCKET', DEFAULT_SETTINGS.socketPath, errors),
-    dockerSocket: socketPath(env, 'DOCKER_SOCKET', DEFAULT_SETTINGS.dockerSocket, errors),
-    eventsMinBackoffMs: wholeNumber(env, 'TSLINK_EVENTS_MIN_BACKOFF_MS', DEFAULT_SETTINGS.eventsMinBackoffMs, 1, 600_000, errors),
-    eventsMaxBackoffMs: wholeNumber(env, 'TSLINK_EVENTS_MAX_BACKOFF_MS', DEFAULT_SETTINGS.eventsMaxBackoffMs, 1, 3_600_000, errors),
-    eventsQueueSize: wholeNumber(env, 'TSLINK_EVENTS_QUEUE', DEFAULT_SETTINGS.eventsQueueSize, 1, 1_000_000, errors),
-    crashCooldownMs: wholeNumber(env, 'TSLINK_CRASH_COOLDOWN_MS', DEFAULT_SETTINGS.crashCooldownMs, 100, 86_400_000, errors),
-    drainWaitMs: wholeNumber(env, 'TSLINK_DRAIN_WAIT_MS', DEFAULT_SETTINGS.drainWaitMs, 1_000, 10_000, errors),
-    statusPollMs: wholeNumber(env, 'TSLINK_STATUS_POLL_MS', DEFAULT_SETTINGS.statusPollMs, 5_000, 3_600_000, errors),
-    ...(envValue(env, 'TSLINK_HOST_DOCKER_RUN') ? { hostDockerRun: absolutePath(env, 'TSLINK_HOST_DOCKER_RUN', errors, '/host/run/docker') } : {}),
-  };
+  const out: Record<string, string | number> = {};
+  for (const spec of SETTINGS) {
+    const raw = env[spec.env] === '' ? undefined : env[spec.env];
+    const text = raw ?? spec.default;
+    if (text === undefined) continue;
+    const r = parseOne(spec, text);
+    if ('problem' in r) errors.push(`tslink: ${spec.env}=${r.problem}`);
+    else out[spec.key] = r.value;
+  }
+  const settings = out as unknown as Settings;
   if (settings.eventsMinBackoffMs > settings.eventsMaxBackoffMs) {
     errors.push(`tslink: TSLINK_EVENTS_MIN_BACKOFF_MS=${settings.eventsMinBackoffMs} is more than TSLINK_EVENTS_MAX_BACKOFF_MS=${settings.eventsMaxBackoffMs}; the minimum must not exceed the maximum`);
   }
-  return errors.length ? failed(scrubKey(errors, authKey, 'a plugin setting')) : { ok: true, settings };
+  return errors.length ? failed(scrubKey(errors, env['TS_AUTHKEY'], 'a plugin setting')) : { ok: true, settings };
+}
+
+/** The settings as `tslink --help` lists them. */
+export function settingsUsage(): string {
+  const width = Math.max(...SETTINGS.map((s) => s.env.length));
+  return SETTINGS.map((s) => `  ${s.env.padEnd(width)}  ${s.description}${s.default !== undefined ? ` (default ${s.default})` : ''}`).join('\n');
 }

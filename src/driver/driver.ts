@@ -100,7 +100,11 @@ export class Driver {
   /** Everything CreateNetwork carries, checked before anything is stored or run. */
   private parseNetwork(req: P.CreateNetworkRequest): NetworkRecord {
     const opts = req.Options ?? {};
-    const parsed = parseNetworkOptions(opts['com.docker.network.generic'] ?? {}, { envAuthKeyPresent: this.settings.authKey !== undefined });
+    const parsed = parseNetworkOptions(opts['com.docker.network.generic'] ?? {}, {
+      envAuthKeyPresent: this.settings.authKey !== undefined,
+      // Only the managed plugin's manifest maps Docker's exec root elsewhere.
+      managed: this.settings.hostDockerRun !== undefined,
+    });
     if (!parsed.ok) throw invalid(parsed.message, 'TSLINK_OPTION_INVALID');
     if (opts['com.docker.network.internal'] === true || opts['com.docker.network.internal'] === 'true') {
       throw invalid(

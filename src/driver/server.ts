@@ -37,7 +37,7 @@ function rawAnswer(status: number, reason: string, err: string): string {
 type Handler = (body: never) => Promise<unknown> | unknown;
 
 /** The plugin protocol over HTTP: JSON in, JSON out, every failure a `{"Err"}` a person can act on. */
-export function buildServer(driver: Driver, log: Logger): FastifyInstance {
+export function buildServer(driver: Driver, log: Logger, observe: (url: string, status: number, seconds: number) => void = () => undefined): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
@@ -76,7 +76,8 @@ export function buildServer(driver: Driver, log: Logger): FastifyInstance {
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    log.debug({ call: req.url, status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) }, 'plugin call');
+    log.debug({ call: req.url.slice(0, 100), status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) }, 'plugin call');
+    observe(req.url, reply.statusCode, reply.elapsedTime / 1000);
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {

@@ -40,6 +40,8 @@ export class NodeManager {
     private readonly binaries: TailscaleBinaries | Error,
     private readonly log: Logger,
     private readonly options: Partial<SupervisorOptions> = {},
+    /** Told of every status change (metrics). */
+    private readonly statusChanged: (prev: NodeStatus | undefined, next: NodeStatus) => void = () => undefined,
   ) {
     this.files = new StatusFiles(settings.dataDir);
   }
@@ -52,7 +54,9 @@ export class NodeManager {
 
   /** Keeps the latest status; the file is rewritten only when it changed (polls mostly do not). */
   private record(s: NodeStatus): void {
+    const prev = this.statuses.get(s.endpoint);
     this.statuses.set(s.endpoint, s);
+    if (prev?.state !== s.state || prev.restarts !== s.restarts) this.statusChanged(prev, s);
     const text = JSON.stringify({ ...s, since: undefined });
     if (this.written.get(s.endpoint) === text) return;
     this.written.set(s.endpoint, text);

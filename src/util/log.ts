@@ -17,7 +17,9 @@ const REDACT_PATHS = [
   '*.*.*["tslink.authkey"]',
 ];
 
-const KEY_PATTERN = /tskey-[A-Za-z0-9_\-?=&.]*/g;
+// A key has a body of letters and digits after its kind; help text's own placeholder
+// (`tskey-auth-...`) has none and stays readable.
+const KEY_PATTERN = /tskey-(?!(?:auth|client|api|webhook)-(?![A-Za-z0-9]))(?:[a-z]+-)?[A-Za-z0-9]{4,}[A-Za-z0-9_\-?=&.]*/g;
 
 /** Masks anything shaped like a Tailscale key inside free text (CLI output, error messages). */
 export function scrubSecrets(text: string, extra: readonly string[] = []): string {

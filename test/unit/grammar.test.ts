@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { KNOWN_LABELS, deriveHostname, effectiveTags, overriddenTags, parseContainerLabels, type ContainerConfig } from '../../src/config/labels.js';
 import { KNOWN_NETWORK_OPTIONS, MTU_OPTION, parseNetworkOptions, type NetworkConfig } from '../../src/config/network-options.js';
 import { PROTOS, formatServeRule, type Proto, type ServeRule } from '../../src/config/serve.js';
-import { DEFAULT_SETTINGS, parseSettings, type Settings } from '../../src/config/settings.js';
+import { parseSettings, type Settings } from '../../src/config/settings.js';
+import { scrubSecrets } from '../../src/util/log.js';
 import { isDnsLabel } from '../../src/config/values.js';
 
 const EP = '0123456789abcdef'.repeat(4);
@@ -436,8 +437,17 @@ describe('network options', () => {
   it('refuses a network without any auth key, saying both ways to give one', () => {
     assert.deepEqual(networkErrors({}, false), [
       'tslink: this network has no auth key: give one with `docker network create -d tslink --opt tslink.authkey=tskey-auth-... <network>`, ' +
-        'or set a default for all networks with `docker plugin set tslink TS_AUTHKEY=tskey-auth-...` (for a legacy plugin, the TS_AUTHKEY environment variable of its process)',
+        'or set a default for all networks in the TS_AUTHKEY environment variable of the plugin process',
     ]);
+    const managed = parseNetworkOptions({}, { envAuthKeyPresent: false, managed: true });
+    assert.ok(!managed.ok);
+    assert.equal(
+      managed.message,
+      'tslink: this network has no auth key: give one with `docker network create -d tslink:latest --opt tslink.authkey=tskey-auth-... <network>`, ' +
+        'or set a default for all networks with `docker plugin disable tslink:latest && docker plugin set tslink:latest TS_AUTHKEY=tskey-auth-... && docker plugin enable tslink:latest`',
+    );
+    // Help text is never redacted: the placeholder survives the log's key scrubbing.
+    assert.equal(scrubSecrets(managed.message), managed.message);
   });
 
   it('rejects bad auth keys without ever showing them', () => {
@@ -517,7 +527,6 @@ describe('plugin settings', () => {
       drainWaitMs: 2_000,
       statusPollMs: 30_000,
     });
-    assert.equal(DEFAULT_SETTINGS.dataDir, '/var/lib/docker-plugins/tailscale');
   });
 
   it('treats empty values as unset', () => {
