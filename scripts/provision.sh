@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 cache=${TSLINK_CACHE:-$PWD/.cache}
 sid=$cache/engines/28.5
 mkdir -p "$cache/engines"
+# A run that failed halfway leaves only .download.* directories: they are never taken for done.
+rm -rf "$cache/engines"/.download.*
 export DEBIAN_FRONTEND=noninteractive
 apt=(apt-get -q -o DPkg::Lock::Timeout=300) # other sessions may be holding apt's lock
 # Where apt keeps its sources, pins and lists: apt-config honours APT_CONFIG, so the provisioning
@@ -79,8 +81,6 @@ if [ ! -x "$sid/usr/sbin/dockerd" ] || [ ! -x "$sid/usr/bin/docker" ] || [ ! -x 
   # sid splits the client into docker-cli; sid's runc is left out on purpose (needs a newer glibc).
   pkgs=(docker.io/sid containerd/sid docker-compose/sid)
   known docker-cli sid && pkgs+=(docker-cli/sid)
-  # A run that failed halfway leaves only .download.* directories: they are never taken for done.
-  rm -rf "$cache/engines"/.download.*
   tmp=$(mktemp -d "$cache/engines/.download.XXXXXX")
   # The sandbox user _apt cannot write into a private cache directory, so root downloads.
   download() { (cd "$tmp" && "${apt[@]}" -o APT::Sandbox::User=root download "${pkgs[@]}"); }
@@ -94,6 +94,20 @@ if [ ! -x "$sid/usr/sbin/dockerd" ] || [ ! -x "$sid/usr/bin/docker" ] || [ ! -x 
 else
   say "Docker 28.5 already unpacked in $sid"
 fi
+# promtool (checks the /metrics text in the e2e suite): only the binary, unpacked from bookworm's
+# prometheus package; installing that package would pull in a web UI and a service.
+if [ ! -x "$cache/tools/promtool" ]; then
+  say "promtool is not unpacked in $cache/tools: fetching bookworm's prometheus package"
+  known prometheus bookworm || update_lists "the package lists do not offer bookworm's prometheus"
+  tmp=$(mktemp -d "$cache/engines/.download.XXXXXX")
+  (cd "$tmp" && "${apt[@]}" -o APT::Sandbox::User=root download prometheus/bookworm) ||
+    { echo "provision: could not download prometheus" >&2; exit 1; }
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  mkdir -p "$cache/tools" && mv "$tmp/root/usr/bin/promtool" "$cache/tools/promtool" && rm -rf "$tmp"
+else
+  say "promtool already unpacked in $cache/tools"
+fi
+
 # docker-init links to sid's tini, which is not unpacked; without the dangling link dockerd finds
 # bookworm's.
 find "$sid" -xtype l -delete

@@ -43,6 +43,8 @@ const RECOVERY_JITTER_MS = 500;
 const REPAIR_INTERVAL_MS = 60_000;
 /** How long a stop waits for background work (node starts, drains, repairs) to finish. */
 const CLOSE_DEADLINE_MS = 10_000;
+/** When the repair pass after start runs again (see binder.ts JOINED_BEFORE_START_MS). */
+const SETTLE_REPAIR_MS = 10_000;
 
 /** Wires the plugin together and starts serving; the order matters for a restart mid-traffic. */
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
@@ -136,6 +138,12 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   });
   watcher = events;
   events.start();
+  // A second pass soon after start: endpoints joined just before a restart are judged only once
+  // their containers had time to list them (binder.ts JOINED_BEFORE_START_MS).
+  const settle = setTimeout(() => {
+    if (events.state().connected) tasks.run('repair', repairOnce);
+  }, SETTLE_REPAIR_MS);
+  settle.unref();
   const repair = setInterval(() => {
     if (events.state().connected) tasks.run('repair', repairOnce);
   }, REPAIR_INTERVAL_MS);
@@ -170,6 +178,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     nodes,
     async close() {
       clearInterval(repair);
+      clearTimeout(settle);
       events.stop();
       await ops.close();
       binder.stop();

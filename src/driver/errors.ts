@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'TSLINK_NETWORK_CONFLICT'
   | 'TSLINK_NOT_FOUND'
   | 'TSLINK_HOST_FAILED'
+  | 'TSLINK_STATE_FAILED'
   | 'TSLINK_INTERNAL';
 
 export class DriverError extends Error {

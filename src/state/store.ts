@@ -37,6 +37,9 @@ export interface EndpointRecord {
   configError?: string;
 }
 
+/** The disk refused a record (read-only, full): nothing was changed, in memory or on disk. */
+export class StateWriteError extends Error {}
+
 /**
  * Durable record of networks and endpoints: one JSON file per object, written atomically, so a
  * plugin killed at any moment comes back knowing everything Docker will not tell it again.
@@ -90,18 +93,34 @@ export class StateStore {
   }
 
   async putNetwork(rec: NetworkRecord): Promise<void> {
-    this.networks.set(rec.id, rec);
-    await this.persist(this.netDir, rec.id, () => this.networks.get(rec.id));
+    await this.change(this.networks, this.netDir, rec.id, rec);
   }
 
   async deleteNetwork(id: string): Promise<void> {
-    this.networks.delete(id);
-    await this.persist(this.netDir, id, () => undefined);
+    await this.change(this.networks, this.netDir, id, undefined);
   }
 
   async putEndpoint(rec: EndpointRecord): Promise<void> {
-    this.endpoints.set(rec.id, rec);
-    await this.persist(this.epDir, rec.id, () => this.endpoints.get(rec.id));
+    await this.change(this.endpoints, this.epDir, rec.id, rec);
+  }
+
+  /**
+   * Sets (or deletes) a record in memory and on disk. When the disk refuses (read-only, full),
+   * memory goes back to what it held, so the two never disagree, and the error says where.
+   */
+  private async change<T extends object>(map: Map<string, T>, dir: string, id: string, next: T | undefined): Promise<void> {
+    const prev = map.get(id);
+    if (next) map.set(id, next);
+    else map.delete(id);
+    try {
+      await this.persist(dir, id, () => map.get(id));
+    } catch (e) {
+      if (map.get(id) === next) {
+        if (prev) map.set(id, prev);
+        else map.delete(id);
+      }
+      throw new StateWriteError(`tslink: could not save the plugin's state in ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check that the data directory is writable and not full`);
+    }
   }
 
   /** Merges into the current record, so concurrent writers (Join, the binder) never undo each other. */
@@ -114,8 +133,7 @@ export class StateStore {
   }
 
   async deleteEndpoint(id: string): Promise<void> {
-    this.endpoints.delete(id);
-    await this.persist(this.epDir, id, () => undefined);
+    await this.change(this.endpoints, this.epDir, id, undefined);
   }
 
   private readonly writes = new KeyedMutex();

@@ -18,15 +18,19 @@ export class FakeHostNetwork implements HostNetwork {
   links = new Set<string>();
   ruleSyncs: string[][] = [];
   failSetUp = false;
+  failRules = false;
+  failTearDown = false;
 
   async setUpEndpoint(_net: NetworkHost, ep: EndpointHost): Promise<void> {
     if (this.failSetUp) throw new Error('ip: RTNETLINK answers: Operation not permitted');
     this.links.add(ep.hostIf);
   }
   async tearDownEndpoints(eps: readonly EndpointHost[]): Promise<void> {
+    if (this.failTearDown && eps.length) throw new Error('ip: RTNETLINK answers: Device or resource busy');
     for (const ep of eps) this.links.delete(ep.hostIf);
   }
   async syncRules(nets: readonly NetworkHost[]): Promise<void> {
+    if (this.failRules) throw new Error('iptables-restore: line 3 failed');
     this.ruleSyncs.push(nets.map((n) => n.id));
   }
   async sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {

@@ -154,6 +154,27 @@ describe('plugin server', () => {
     assert.match(String(r.body['Err']), /^tslink: could not create the container's network interface: .*Operation not permitted/);
   });
 
+  it('rolls back what a failing host command leaves half done, and keeps what Docker will retry', async () => {
+    const { call, host } = await setup();
+    host.failRules = true;
+    const r = await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    assert.equal(r.status, 500);
+    assert.equal(r.body['Code'], 'TSLINK_HOST_FAILED');
+    assert.match(String(r.body['Err']), /could not set up NAT and filter rules/);
+    assert.equal((await call('NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } })).status, 404, 'the network was not kept');
+    host.failRules = false;
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    assert.equal((await call('NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } })).status, 200);
+    assert.equal((await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/0123456789ab' })).status, 200);
+    host.failTearDown = true;
+    const d = await call('NetworkDriver.DeleteEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID });
+    assert.equal(d.status, 500);
+    assert.equal((await call('NetworkDriver.EndpointOperInfo', { NetworkID: NET_ID, EndpointID: EP_ID })).status, 200, 'the endpoint is kept for Docker to delete again');
+    host.failTearDown = false;
+    assert.equal((await call('NetworkDriver.DeleteEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID })).status, 200);
+    assert.equal(host.links.size, 0);
+  });
+
   it('never puts a network auth key into logs, errors or answers', async () => {
     const { call, lines } = await setup({});
     await call('NetworkDriver.CreateNetwork', createNetworkBody({ 'tslink.authkey': KEY, 'tslink.bogus': '1' }));
