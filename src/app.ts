@@ -149,20 +149,24 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   }, REPAIR_INTERVAL_MS);
   repair.unref();
 
-  // Operations: always a unix socket in the data directory, TCP only when asked for.
-  const ops = buildOpsServer({
+  // Operations: always a unix socket in the data directory, TCP only when asked for (one
+  // listener each: a Fastify instance listens once).
+  const opsSources = {
     metrics,
     endpoints: () => [...store.endpoints.values()].map((ep) => endpointView(ep, nodes.operInfo(ep))),
     watcher: () => events.state(),
     recovered: () => recovered,
-  });
+  };
+  const ops = [buildOpsServer(opsSources)];
   const opsSocket = join(settings.dataDir, OPS_SOCKET);
   await claimSocketPath(opsSocket);
-  await ops.listen({ path: opsSocket });
+  await ops[0]!.listen({ path: opsSocket });
   await restrictSocket(opsSocket);
   if (settings.metricsListen) {
     const at = settings.metricsListen.lastIndexOf(':');
-    await ops.listen({ host: settings.metricsListen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(settings.metricsListen.slice(at + 1)) });
+    const tcp = buildOpsServer(opsSources);
+    await tcp.listen({ host: settings.metricsListen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(settings.metricsListen.slice(at + 1)) });
+    ops.push(tcp);
   }
 
   const server = buildServer(driver, log, (url, status, seconds) => metrics.request(url, status, seconds));
@@ -180,7 +184,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       clearInterval(repair);
       clearTimeout(settle);
       events.stop();
-      await ops.close();
+      await Promise.all(ops.map((o) => o.close()));
       binder.stop();
       await server.close();
       const left = await tasks.close(CLOSE_DEADLINE_MS);

@@ -40,6 +40,9 @@ export class Metrics {
 
   constructor(sources: MetricSources) {
     collectDefaultMetrics({ register: this.registry, prefix: 'tslink_' });
+    // prom-client names three gauges with a counter's _total suffix; promtool (and Prometheus'
+    // naming rules) refuse that, and they say little about a plugin: left out.
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`tslink_nodejs_${name}`);
     new Gauge({ name: 'tslink_docker_event_queue_depth', help: 'Docker events waiting to be handled', registers: [this.registry], collect() { this.set(sources.watcher().queued); } });
     new Gauge({ name: 'tslink_docker_event_stream_connected', help: '1 while the Docker event stream is open', registers: [this.registry], collect() { this.set(sources.watcher().connected ? 1 : 0); } });
     new Gauge({

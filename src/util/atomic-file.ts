@@ -10,18 +10,19 @@ let counter = 0;
 export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${process.pid}.${++counter}.tmp`);
-  const fh = await open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.chmod(mode); // the umask must not widen or narrow what we asked for
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await open(tmp, 'w', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // the umask must not widen or narrow what we asked for
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, path);
   } catch (e) {
-    await rm(tmp, { force: true });
+    // A full or read-only disk: no half-written temp file stays behind.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw e;
   }
   const dh = await open(dir, 'r');
