@@ -83,6 +83,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const readiness = new NetnsReadiness({ pollMs: 20, giveUpMs: 120_000, onError: (e) => log.error({ err: e.message }, 'namespace check failed') });
   const binder = new EndpointBinder(store, docker, cache, readiness, log, {
     joinCheckMs: 200, snapshotPollMs: 25, unboundGiveUpMs: 10_000, hostDockerRun: settings.hostDockerRun,
+    tailscaleVersion: bins instanceof Error ? undefined : bins.version,
   }, {
     bound: (ep) => {
       if (ep.configError) nodes.invalid(ep);
@@ -94,7 +95,8 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     },
   });
   const driver = new Driver(store, host, settings, log, {
-    checkJoin: (ep, net) => binder.checkAtJoin(ep, net),
+    // Without a usable Tailscale no container could get its node: say so at docker run.
+    checkJoin: (ep, net) => (bins instanceof Error ? Promise.resolve(`tslink: this plugin cannot start Tailscale (${bins.message})`) : binder.checkAtJoin(ep, net)),
     joined: (ep) => binder.joined(ep),
     leaving: async (ep) => {
       binder.forget(ep.id);

@@ -7,6 +7,7 @@
 import { type Parsed, type Report, failed, reporter, show, showKey, suggestion, textOf } from './messages.js';
 import { type NetworkConfig } from './network-options.js';
 import { type ServeRule, parseServeRule } from './serve.js';
+import { FEATURE_SINCE, SUPPORTED_TAILSCALE, atLeast, type Feature } from './tailscale-features.js';
 import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, reportedTags } from './values.js';
 export interface ContainerConfig {
   hostname: string;
@@ -129,13 +130,39 @@ function checkCombination(draft: LabelDraft, errors: string[]): void {
   }
 }
 
+/** What the labels ask of their network and of the Tailscale found. */
+function checkContext(draft: LabelDraft, ctx: { networkTags?: readonly string[]; tailscaleVersion?: string }, errors: string[]): void {
+  const tags = ctx.networkTags?.length ? ctx.networkTags : draft.tags;
+  if (draft.service && !tags.length) {
+    errors.push(`tslink: label tslink.service=${show(draft.service)}: a Tailscale Service host must be a tagged node; add tslink.tags=tag:<name> (a tag your tailnet's policy lets hosts of ${draft.service} use), or give the network --opt tslink.tags`);
+  }
+  const version = ctx.tailscaleVersion;
+  if (!version) return;
+  const wants: [Feature, boolean][] = [
+    ['tslink.serve.<port>=…?proxy-protocol', draft.serve.some((r) => r.proxyProtocol !== undefined)],
+    ['tslink.serve.<port>=…?accept-app-caps', draft.serve.some((r) => r.acceptAppCaps !== undefined)],
+  ];
+  for (const [feature, used] of wants) {
+    if (used && !atLeast(version, FEATURE_SINCE[feature])) {
+      errors.push(`tslink: ${feature} needs Tailscale ${FEATURE_SINCE[feature]} or later, and this plugin runs Tailscale ${version}; install a plugin image with Tailscale ${SUPPORTED_TAILSCALE}, or point TS_PATH at a newer Tailscale`);
+    }
+  }
+}
+
 /**
  * A container's configuration from all of its labels (labels not starting with `tslink.` are
  * ignored). `containerName` may carry Docker's leading `/`.
  */
 export function parseContainerLabels(
   labels: Readonly<Record<string, string>>,
-  ctx: { containerName: string; endpointId: string },
+  ctx: {
+    containerName: string;
+    endpointId: string;
+    /** The network's own tags (`--opt tslink.tags`), which replace the container's. */
+    networkTags?: readonly string[];
+    /** The version of the `tailscale` found, when known: features it lacks are refused. */
+    tailscaleVersion?: string;
+  },
 ): Parsed<'config', ContainerConfig> {
   const errors: string[] = [];
   const draft: LabelDraft = { tags: [], serve: [], serveLabels: 0 };
@@ -149,6 +176,7 @@ export function parseContainerLabels(
     else errors.push(unknownLabel(key));
   }
   checkCombination(draft, errors);
+  checkContext(draft, ctx, errors);
   if (errors.length) return failed(errors);
   const derived = draft.hostname === undefined ? deriveHostname(ctx.containerName, ctx.endpointId) : undefined;
   return {

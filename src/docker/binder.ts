@@ -26,6 +26,8 @@ export interface BinderOptions {
   unboundGiveUpMs: number;
   /** Where Docker's exec root is mounted in a managed plugin (sandbox paths are mapped there). */
   hostDockerRun?: string;
+  /** The version of the `tailscale` found at start: labels asking for more are refused. */
+  tailscaleVersion?: string;
 }
 
 export interface BinderCallbacks {
@@ -136,7 +138,7 @@ export class EndpointBinder {
     });
     if (found?.length !== 1) return undefined;
     const c = found[0]!;
-    const parsed = parseContainerLabels(c.labels, { containerName: c.name, endpointId: ep.id });
+    const parsed = this.parse(c, ep);
     if (!parsed.ok) {
       this.log.error({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, err: parsed.message }, 'container labels are invalid: Join refused');
       return parsed.message;
@@ -203,6 +205,16 @@ export class EndpointBinder {
     );
   }
 
+  /** A container's labels for this endpoint: in the light of its network's tags and the Tailscale found. */
+  private parse(c: KnownContainer, ep: EndpointRecord): ReturnType<typeof parseContainerLabels> {
+    return parseContainerLabels(c.labels, {
+      containerName: c.name,
+      endpointId: ep.id,
+      networkTags: this.store.networks.get(ep.networkId)?.config.tags,
+      tailscaleVersion: this.opts.tailscaleVersion,
+    });
+  }
+
   private endpointsOf(containerId: string): EndpointRecord[] {
     return [...this.store.endpoints.values()].filter((e) => e.containerId === containerId);
   }
@@ -255,7 +267,7 @@ export class EndpointBinder {
   }
 
   private async configure(ep: EndpointRecord, c: KnownContainer, via: BindVia): Promise<EndpointRecord | undefined> {
-    const parsed = parseContainerLabels(c.labels, { containerName: c.name, endpointId: ep.id });
+    const parsed = this.parse(c, ep);
     const rec = await this.store.patchEndpoint(ep.id, {
       containerId: c.id,
       containerName: c.name,
@@ -277,7 +289,7 @@ export class EndpointBinder {
   /** A repair listing re-reads a bound container's labels: a node running on other ones is restarted. */
   private async refresh(ep: EndpointRecord, c: KnownContainer | undefined): Promise<void> {
     if (!c) return;
-    const parsed = parseContainerLabels(c.labels, { containerName: c.name, endpointId: ep.id });
+    const parsed = this.parse(c, ep);
     const next = parsed.ok ? { config: parsed.config, configError: undefined } : { config: undefined, configError: parsed.message };
     if (JSON.stringify(next.config) === JSON.stringify(ep.config) && next.configError === ep.configError) return;
     const rec = await this.store.patchEndpoint(ep.id, next);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, sh, sleep } from '../e2e/harness.js';
+import { CLI, DOUBLE_DIR, sh, sleep } from '../e2e/harness.js';
 
 export interface Answer {
   status: number;
@@ -25,7 +25,7 @@ export class PluginInNetns {
 
   async start(): Promise<void> {
     this.child = spawn('unshare', ['--net', '--', 'bash', '-c', `exec "${process.execPath}" "${CLI}" serve >>"${this.logFile}" 2>&1`], {
-      env: { ...process.env, TS_DATA_DIR: join(this.dir, 'data'), TSLINK_SOCKET: this.socket, DOCKER_SOCKET: join(this.dir, 'no-docker.sock'), LOG_LEVEL: 'info', TS_AUTHKEY: '' },
+      env: { ...process.env, TS_DATA_DIR: join(this.dir, 'data'), TSLINK_SOCKET: this.socket, DOCKER_SOCKET: join(this.dir, 'no-docker.sock'), LOG_LEVEL: 'info', TS_AUTHKEY: '', TS_PATH: DOUBLE_DIR },
       stdio: 'ignore',
     });
     const deadline = Date.now() + 20_000;

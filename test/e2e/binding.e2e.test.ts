@@ -102,6 +102,11 @@ describe(`binding endpoints to containers on Docker ${ENGINE}`, { skip }, () => 
     assert.match(r.stderr, /tslink: label tslink\.serve\.443="htps:80": "htps" is not a protocol; use one of http, https, tcp, tls-terminated-tcp, tun/);
     const state = await mustDocker('inspect', '-f', '{{.State.Status}}', name);
     assert.equal(state, 'created', 'the container did not start half-configured');
+    const untagged = uniq('untagged');
+    containers.push(untagged);
+    const u = await docker('run', '-d', '--name', untagged, '--network', net, '--label', 'tslink.service=svc:web', '--label', 'tslink.serve.443=https:8080', IMAGE, 'sleep', '600');
+    assert.equal(u.code, 125, u.stdout + u.stderr);
+    assert.match(u.stderr, /a Tailscale Service host must be a tagged node/);
   });
 
   it('reconnects after dockerd restarts and binds containers started right after', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, sh,
   tslinkHostObjects, uniq, waitFor,
+  DOUBLE_DIR,
 } from './harness.js';
 
 const skip = await e2eSkipReason();
@@ -76,7 +77,7 @@ async function ipOf(container: string, net: string): Promise<string> {
 }
 
 describe(`driver on Docker ${ENGINE}`, { skip }, () => {
-  const plugin = new PluginProcess();
+  const plugin = new PluginProcess(undefined, { TS_PATH: DOUBLE_DIR });
   const net = uniq('tsnet');
   const containers: string[] = [];
   const run = async (...args: string[]): Promise<string> => {

@@ -173,9 +173,11 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
 
   it('applies serve rules and the Service advertisement, and drains before the node stops', async () => {
     const name = uniq('svc');
-    await run(name, '--network', net, '--label', 'tslink.hostname=svc1', '--label', 'tslink.service=svc:web', '--label', 'tslink.serve.443=https:8080/api');
+    // A Service host must be tagged (Tailscale refuses untagged hosts since 1.92).
+    await run(name, '--network', net, '--label', 'tslink.hostname=svc1', '--label', 'tslink.tags=tag:svc', '--label', 'tslink.service=svc:web', '--label', 'tslink.serve.443=https:8080/api');
     await waitState(name, 'running');
     const lines = argvLines('svc1');
+    assert.ok(lines.some((l) => / up /.test(` ${l} `) && l.includes('--advertise-tags=tag:svc')), lines.join('\n'));
     assert.ok(lines.some((l) => l.includes('serve reset')), lines.join('\n'));
     assert.ok(lines.some((l) => l.includes('serve --bg --yes --service=svc:web --https=443 --set-path=/api http://127.0.0.1:8080')), lines.join('\n'));
     assert.ok(!lines.some((l) => /serve --bg --yes --https=443/.test(l)), 'direct defaults to false with a service');

@@ -9,7 +9,7 @@ import { scrubSecrets } from '../../src/util/log.js';
 import { isDnsLabel } from '../../src/config/values.js';
 
 const EP = '0123456789abcdef'.repeat(4);
-const CTX = { containerName: '/web_1', endpointId: EP };
+const CTX: Parameters<typeof parseContainerLabels>[1] = { containerName: '/web_1', endpointId: EP, networkTags: ['tag:net'] };
 
 function configOf(labels: Record<string, string>, ctx = CTX): ContainerConfig {
   const r = parseContainerLabels(labels, ctx);
@@ -748,7 +748,7 @@ describe('properties', () => {
         if (s.service !== null) labels['tslink.service'] = s.service;
         if (s.direct !== null) labels['tslink.direct'] = String(s.direct);
         for (const r of s.rules) labels[`tslink.serve.${r.expected.port}`] = `${s.spaces}${r.value}`;
-        const c = configOf(labels, { containerName: '/c', endpointId: EP });
+        const c = configOf(labels, { containerName: '/c', endpointId: EP, networkTags: ['tag:net'] });
         assert.equal(c.hostname, s.hostname?.toLowerCase() ?? 'c');
         assert.equal(c.hostnameSource, s.hostname === null ? 'name' : 'label');
         assert.deepEqual(c.tags, [...new Set(s.tags ?? [])]);
@@ -816,5 +816,31 @@ describe('properties', () => {
       ),
       RUNS,
     );
+  });
+});
+
+describe('container labels in context: the network and the Tailscale found', () => {
+  const svc = { 'tslink.service': 'svc:web', 'tslink.serve.443': 'https:8080' };
+  const parse = (labels: Record<string, string>, ctx: Partial<Parameters<typeof parseContainerLabels>[1]>) =>
+    parseContainerLabels(labels, { containerName: 'c', endpointId: EP, ...ctx });
+
+  it('refuses a Service host without tags, from the label or the network, saying why', () => {
+    const r = parse(svc, {});
+    assert.ok(!r.ok);
+    assert.match(r.message, /tslink\.service="svc:web": a Tailscale Service host must be a tagged node; add tslink\.tags=tag:<name>/);
+    assert.ok(parse({ ...svc, 'tslink.tags': 'tag:web' }, {}).ok, 'tags on the container');
+    assert.ok(parse(svc, { networkTags: ['tag:net'] }).ok, 'tags from the network');
+  });
+
+  it('refuses a feature the Tailscale found lacks, naming the version it needs', () => {
+    const pp = { 'tslink.serve.5432': 'tcp:5432?proxy-protocol=2' };
+    const caps = { 'tslink.serve.443': 'https:8080?accept-app-caps=example.com/cap/x' };
+    for (const labels of [pp, caps]) {
+      const old = parse(labels, { tailscaleVersion: '1.88.4-t5bcd' });
+      assert.ok(!old.ok);
+      assert.match(old.message, /needs Tailscale 1\.92\.0 or later, and this plugin runs Tailscale 1\.88\.4-t5bcd/);
+      assert.ok(parse(labels, { tailscaleVersion: '1.92.5' }).ok);
+      assert.ok(parse(labels, {}).ok, 'an unknown version is not held against the labels');
+    }
   });
 });
