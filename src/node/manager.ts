@@ -24,6 +24,8 @@ interface Marker {
   network: string;
   endpoint: string;
   updatedAt: string;
+  /** The control server the node last logged in to ('' for Tailscale's own). */
+  loginServer?: string;
 }
 
 /** Owns every endpoint's node: start on ready, drain on kill, stop on leave, hostname ownership. */
@@ -117,9 +119,15 @@ export class NodeManager {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // The marker follows the network that uses the hostname last, so a later GC never mistakes
     // a persistent node for an ephemeral one (or the other way round).
-    const marker: Marker = { ephemeral: sup.spec.ephemeral, network: sup.spec.networkId, endpoint: sup.spec.endpointId, updatedAt: new Date().toISOString() };
+    // A node that moves to another control server must log in anew: `up` refuses the change
+    // without --force-reauth, even with --reset.
+    const old = await readFile(join(dir, MARKER), 'utf8').then((t) => JSON.parse(t) as Marker, () => undefined);
+    const loginServer = sup.spec.loginServer ?? '';
+    const moved = old !== undefined && old.loginServer !== undefined && old.loginServer !== loginServer;
+    const marker: Marker = { ephemeral: sup.spec.ephemeral, network: sup.spec.networkId, endpoint: sup.spec.endpointId, updatedAt: new Date().toISOString(), loginServer };
     await writeFileAtomic(join(dir, MARKER), JSON.stringify(marker));
-    sup.start(delayMs);
+    if (moved) this.log.warn({ endpoint: shortId(sup.spec.endpointId), hostname: sup.spec.hostname, from: old.loginServer || 'Tailscale', to: loginServer || 'Tailscale' }, 'the node moves to another control server: it logs in again');
+    sup.start(delayMs, { forceReauth: moved });
   }
 
   /** Docker is stopping the container (kill/die): drain its Service backends first. */

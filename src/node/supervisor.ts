@@ -70,6 +70,7 @@ export class NodeSupervisor {
   private tail = '';
   private exited?: Promise<void>;
   private drained = false;
+  private forceReauth = false;
   private readonly log: Logger;
   private readonly state: NodeStatus;
   private readonly lock: StateDirLock;
@@ -98,8 +99,9 @@ export class NodeSupervisor {
     };
   }
 
-  /** Begins (or, after a cooldown, resumes) supervision; `delayMs` spreads out mass starts. */
-  start(delayMs = 0): void {
+  /** Begins supervision; `delayMs` spreads out mass starts; `forceReauth` logs in anew (another control server). */
+  start(delayMs = 0, opts: { forceReauth?: boolean } = {}): void {
+    this.forceReauth = opts.forceReauth ?? false;
     this.schedule(delayMs, () => this.launch());
   }
 
@@ -212,9 +214,8 @@ export class NodeSupervisor {
 
   private async configure(child: ChildProcess): Promise<void> {
     try {
-      this.log.debug({}, 'tailscaled socket ready');
       let st = await this.deps.cli.status();
-      const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState';
+      const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState' || this.forceReauth;
       let keyFile: string | undefined;
       if (needsKey) {
         const key = this.deps.authKey();
@@ -228,7 +229,7 @@ export class NodeSupervisor {
       let r;
       try {
         r = await this.deps.cli.call(
-          upArgs({ hostname: this.spec.hostname, tags: this.spec.tags, loginServer: this.spec.loginServer, authKeyFile: keyFile, timeoutSec: this.opts.upTimeoutSec }),
+          upArgs({ hostname: this.spec.hostname, tags: this.spec.tags, loginServer: this.spec.loginServer, authKeyFile: keyFile, timeoutSec: this.opts.upTimeoutSec, forceReauth: this.forceReauth }),
           (this.opts.upTimeoutSec + 10) * 1000,
         );
       } finally {
@@ -244,6 +245,7 @@ export class NodeSupervisor {
         throw new CliError('up', r);
       }
       this.log.debug({}, 'tailscale up done');
+      this.forceReauth = false; // logged in to the new server: later restarts need no new login
       st = await this.deps.cli.status();
       this.noteStatus(st);
       if (this.spec.serve.length || this.spec.service) {

@@ -9,6 +9,8 @@ export interface UpSettings {
   /** Path of a root-only file holding the key; the CLI reads it (`file:` form). */
   authKeyFile?: string;
   timeoutSec: number;
+  /** Log in anew (the node moves to another control server). */
+  forceReauth?: boolean;
 }
 
 export function upArgs(s: UpSettings): string[] {
@@ -16,6 +18,7 @@ export function upArgs(s: UpSettings): string[] {
   // An empty --advertise-tags clears tags, which is what a tagless node wants after --reset.
   args.push(`--advertise-tags=${s.tags.join(',')}`);
   if (s.loginServer) args.push(`--login-server=${s.loginServer}`);
+  if (s.forceReauth) args.push('--force-reauth');
   if (s.authKeyFile) args.push(`--auth-key=file:${s.authKeyFile}`);
   return args;
 }

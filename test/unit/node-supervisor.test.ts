@@ -114,6 +114,16 @@ describe('node supervisor', () => {
     assert.ok(!existsSync(t.paths.runDir));
   });
 
+  it('logs a logged-in node in anew, with the key, when it moves to another control server', async () => {
+    const t = setup({ backend: 'Running' });
+    t.sup.start(0, { forceReauth: true });
+    await t.until('running', () => t.sup.status.state === 'running');
+    const up = t.calls.find((c) => c[0] === 'up')!;
+    assert.ok(up.includes('--force-reauth'), up.join(' '));
+    assert.ok(up.some((a) => a.startsWith('--auth-key=file:')), 'the key goes with it');
+    await t.sup.stop({ logout: false });
+  });
+
   it('brings a logged-in node back without the key', async () => {
     const t = setup({ backend: 'Running' });
     t.sup.start();
