@@ -141,6 +141,8 @@ function checkContext(draft: LabelDraft, ctx: { networkTags?: readonly string[];
   const wants: [Feature, boolean][] = [
     ['tslink.serve.<port>=…?proxy-protocol', draft.serve.some((r) => r.proxyProtocol !== undefined)],
     ['tslink.serve.<port>=…?accept-app-caps', draft.serve.some((r) => r.acceptAppCaps !== undefined)],
+    ['tslink.service with tslink.serve.<port>=tcp…?proxy-protocol', draft.service !== undefined && draft.serve.some((r) => r.proxyProtocol !== undefined)],
+    ['tslink.service with tslink.serve.<port>=tls-terminated-tcp', draft.service !== undefined && draft.serve.some((r) => r.proto === 'tls-terminated-tcp')],
   ];
   for (const [feature, used] of wants) {
     if (used && !atLeast(version, FEATURE_SINCE[feature])) {

@@ -3,12 +3,16 @@
  * which release. One place: plugin/Dockerfile pins the same version, the test double reports
  * it, and a label whose feature the found `tailscale` lacks is refused naming the version.
  */
-export const SUPPORTED_TAILSCALE = '1.92.5';
+export const SUPPORTED_TAILSCALE = '1.94.2';
 
 /** Features a container's labels can ask for, with the first release that has each. */
 export const FEATURE_SINCE = {
   'tslink.serve.<port>=…?proxy-protocol': '1.92.0',
   'tslink.serve.<port>=…?accept-app-caps': '1.92.0',
+  // 1.92 accepts both for a Service but sends no PROXY header / uses the wrong certificate name;
+  // fixed in 1.94.0 (test/double/README.md cites the commits).
+  'tslink.service with tslink.serve.<port>=tcp…?proxy-protocol': '1.94.0',
+  'tslink.service with tslink.serve.<port>=tls-terminated-tcp': '1.94.0',
 } as const;
 export type Feature = keyof typeof FEATURE_SINCE;
 

@@ -12,7 +12,8 @@ import type { Logger } from '../util/log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
 import { IdentityLocks } from './identity-locks.js';
 import { StatusFiles, type NodeStatus } from './status.js';
-import { NodeSupervisor, type SupervisorOptions } from './supervisor.js';
+import { NodeSupervisor } from './supervisor.js';
+import type { SupervisorOptions } from './supervisor-options.js';
 import { nodeSpec } from './node-config.js';
 import { TailscaleCli } from './tailscale-cli.js';
 import type { TailscaleBinaries } from './tailscale-binaries.js';
@@ -26,6 +27,8 @@ interface Marker {
   updatedAt: string;
   /** The control server the node last logged in to ('' for Tailscale's own). */
   loginServer?: string;
+  /** The Tailscale Service the node last backed. */
+  service?: string;
 }
 
 /** Owns every endpoint's node: start on ready, drain on kill, stop on leave, hostname ownership. */
@@ -124,10 +127,10 @@ export class NodeManager {
     const old = await readFile(join(dir, MARKER), 'utf8').then((t) => JSON.parse(t) as Marker, () => undefined);
     const loginServer = sup.spec.loginServer ?? '';
     const moved = old !== undefined && old.loginServer !== undefined && old.loginServer !== loginServer;
-    const marker: Marker = { ephemeral: sup.spec.ephemeral, network: sup.spec.networkId, endpoint: sup.spec.endpointId, updatedAt: new Date().toISOString(), loginServer };
+    const marker: Marker = { ephemeral: sup.spec.ephemeral, network: sup.spec.networkId, endpoint: sup.spec.endpointId, updatedAt: new Date().toISOString(), loginServer, service: sup.spec.service };
     await writeFileAtomic(join(dir, MARKER), JSON.stringify(marker));
     if (moved) this.log.warn({ endpoint: shortId(sup.spec.endpointId), hostname: sup.spec.hostname, from: old.loginServer || 'Tailscale', to: loginServer || 'Tailscale' }, 'the node moves to another control server: it logs in again');
-    sup.start(delayMs, { forceReauth: moved });
+    sup.start(delayMs, { forceReauth: moved, staleService: old?.service !== sup.spec.service ? old?.service : undefined });
   }
 
   /** Docker is stopping the container (kill/die): drain its Service backends first. */

@@ -63,8 +63,10 @@ export function classifyUpFailure(text: string): { state: NodeState; permanent: 
  * The serve configuration as CLI calls, applied as a whole: reset, then every rule (on the node's
  * own name when direct, and for the Service), then the Service advertisement.
  */
-export function servePlan(spec: Pick<NodeSpec, 'serve' | 'service' | 'direct'>): { what: string; args: string[] }[] {
-  const plan = [{ what: 'serve reset', args: ['serve', 'reset'] }];
+export function servePlan(spec: Pick<NodeSpec, 'serve' | 'service' | 'direct'>, staleService?: string): { what: string; args: string[] }[] {
+  // A Service this node no longer backs stays advertised through a reset: drain it first.
+  const plan = staleService && staleService !== spec.service ? [{ what: `drain ${staleService}`, args: ['serve', 'drain', staleService] }] : [];
+  plan.push({ what: 'serve reset', args: ['serve', 'reset'] });
   for (const rule of spec.serve) {
     if (spec.direct && rule.proto !== 'tun') plan.push({ what: `serve ${rule.proto}:${rule.port}`, args: serveArgs(rule) });
     if (spec.service) plan.push({ what: `serve ${rule.proto}:${rule.port} for ${spec.service}`, args: serveArgs(rule, spec.service) });

@@ -3,7 +3,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
-import { RestartPolicy, type RestartPolicyOptions, DEFAULT_RESTART_POLICY } from './restart-policy.js';
+import { RestartPolicy } from './restart-policy.js';
+import { DEFAULT_SUPERVISOR_OPTIONS, LOCK_RETRY_MS, type SupervisorOptions } from './supervisor-options.js';
 import { RotatingLog } from './rotating-log.js';
 import { CliError, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
 import { classifyUpFailure, loginKey, servePlan, type NodeSpec } from './node-config.js';
@@ -33,27 +34,6 @@ export interface SupervisorDeps {
   options?: Partial<SupervisorOptions>;
 }
 
-export interface SupervisorOptions {
-  socketWaitMs: number;
-  upTimeoutSec: number;
-  pollMs: number;
-  stopGraceMs: number;
-  drainWaitMs: number;
-  restart: RestartPolicyOptions;
-}
-
-/** How soon a node whose state another process holds tries again. */
-const LOCK_RETRY_MS = 10_000;
-
-export const DEFAULT_SUPERVISOR_OPTIONS: SupervisorOptions = {
-  socketWaitMs: 15_000,
-  upTimeoutSec: 60,
-  pollMs: 30_000,
-  stopGraceMs: 5_000,
-  drainWaitMs: 2_000,
-  restart: DEFAULT_RESTART_POLICY,
-};
-
 /**
  * One endpoint's tailscaled: started in the container's network namespace, configured through
  * the CLI, restarted with backoff when it dies, drained and stopped when the container leaves.
@@ -71,6 +51,7 @@ export class NodeSupervisor {
   private exited?: Promise<void>;
   private drained = false;
   private forceReauth = false;
+  private staleService?: string;
   private readonly log: Logger;
   private readonly state: NodeStatus;
   private readonly lock: StateDirLock;
@@ -84,7 +65,7 @@ export class NodeSupervisor {
     this.policy = new RestartPolicy(this.opts.restart);
     this.out = new RotatingLog(paths.logFile);
     this.lock = new StateDirLock(join(paths.stateDir, 'tslink.lock'));
-    this.log = deps.log.child({ endpoint: shortId(spec.endpointId), container: shortId(spec.containerId), hostname: spec.hostname });
+    this.log = deps.log.child({ endpoint: shortId(spec.endpointId), container: shortId(spec.containerId), network: shortId(spec.networkId), hostname: spec.hostname });
     this.state = {
       endpoint: spec.endpointId,
       network: spec.networkId,
@@ -100,8 +81,9 @@ export class NodeSupervisor {
   }
 
   /** Begins supervision; `delayMs` spreads out mass starts; `forceReauth` logs in anew (another control server). */
-  start(delayMs = 0, opts: { forceReauth?: boolean } = {}): void {
+  start(delayMs = 0, opts: { forceReauth?: boolean; staleService?: string } = {}): void {
     this.forceReauth = opts.forceReauth ?? false;
+    this.staleService = opts.staleService;
     this.schedule(delayMs, () => this.launch());
   }
 
@@ -248,7 +230,7 @@ export class NodeSupervisor {
       this.forceReauth = false; // logged in to the new server: later restarts need no new login
       st = await this.deps.cli.status();
       this.noteStatus(st);
-      if (this.spec.serve.length || this.spec.service) {
+      if (this.spec.serve.length || this.spec.service || this.staleService) {
         this.set('serving-pending');
         await this.applyServe();
       }
@@ -263,7 +245,8 @@ export class NodeSupervisor {
   }
 
   private async applyServe(): Promise<void> {
-    for (const step of servePlan(this.spec)) await this.deps.cli.must(step.what, step.args);
+    for (const step of servePlan(this.spec, this.staleService)) await this.deps.cli.must(step.what, step.args);
+    this.staleService = undefined;
   }
 
   private noteStatus(st: TailscaleStatus): void {

@@ -842,5 +842,10 @@ describe('container labels in context: the network and the Tailscale found', () 
       assert.ok(parse(labels, { tailscaleVersion: '1.92.5' }).ok);
       assert.ok(parse(labels, {}).ok, 'an unknown version is not held against the labels');
     }
+    const svcTls = { 'tslink.service': 'svc:db', 'tslink.tags': 'tag:db', 'tslink.serve.5432': 'tls-terminated-tcp:5432' };
+    const r = parse(svcTls, { tailscaleVersion: '1.92.5' });
+    assert.ok(!r.ok);
+    assert.match(r.message, /tslink\.service with tslink\.serve\.<port>=tls-terminated-tcp needs Tailscale 1\.94\.0 or later/);
+    assert.ok(parse(svcTls, { tailscaleVersion: '1.94.2' }).ok);
   });
 });

@@ -107,3 +107,18 @@ describe('node spec', () => {
     assert.equal(nodeSpec({ ...ep, sandboxKey: undefined }, net), undefined, 'not joined: no node');
   });
 });
+
+describe('serve plan', () => {
+  it('drains a Service the node no longer backs before it resets and applies the rules', async () => {
+    const { servePlan } = await import('../../src/node/node-config.js');
+    const rule = { port: 443, proto: 'https' as const, target: { host: '127.0.0.1', port: 8080 } };
+    assert.deepEqual(servePlan({ serve: [rule], service: 'svc:new', direct: false }, 'svc:old').map((s) => s.args.join(' ')), [
+      'serve drain svc:old',
+      'serve reset',
+      'serve --bg --yes --service=svc:new --https=443 http://127.0.0.1:8080',
+      'serve advertise svc:new',
+    ]);
+    assert.deepEqual(servePlan({ serve: [], service: undefined, direct: true }, 'svc:old').map((s) => s.args.join(' ')), ['serve drain svc:old', 'serve reset']);
+    assert.equal(servePlan({ serve: [rule], service: 'svc:new', direct: false }, 'svc:new')[0]!.what, 'serve reset', 'the same Service is not drained');
+  });
+});

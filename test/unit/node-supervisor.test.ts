@@ -144,7 +144,7 @@ describe('node supervisor', () => {
   });
 
   it('reports a node waiting for an admin\'s approval as logged-out with the CLI\'s words', async () => {
-    const t = setup({ backend: 'NeedsLogin', up: { code: 1, stdout: '', stderr: 'To approve your machine, visit (as admin):\n\n\thttps://login.example/admin/machines\n\ntimeout waiting for Tailscale service to enter a Running state; last state: NeedsMachineAuth' } });
+    const t = setup({ backend: 'NeedsLogin', up: { code: 1, stdout: '', stderr: 'To approve your machine, visit (as admin):\n\n\thttps://login.example/admin\n\ntimeout waiting for Tailscale service to enter a Running state; check health with "tailscale status"' } });
     t.sup.start();
     await t.until('logged-out', () => t.sup.status.state === 'logged-out');
     assert.match(t.sup.status.lastError ?? '', /To approve your machine/);
