@@ -65,7 +65,11 @@ export class NodeManager {
     const text = JSON.stringify({ ...s, since: undefined });
     if (this.written.get(s.endpoint) === text) return;
     this.written.set(s.endpoint, text);
-    void this.files.write(s).catch((e: Error) => this.log.error({ err: e.message }, 'status file write failed'));
+    void this.files.write(s).catch((e: Error) => {
+      // Not written: the next status (a poll at the latest) writes it again.
+      if (this.written.get(s.endpoint) === text) this.written.delete(s.endpoint);
+      this.log.error({ endpoint: shortId(s.endpoint), err: e.message }, 'status file write failed');
+    });
   }
 
   /** An endpoint is bound and its namespace exists: bring its node up. */
@@ -199,7 +203,8 @@ export class NodeManager {
     const sweep = async (dir: string, keep: (name: string) => boolean, shouldGo: (path: string) => Promise<boolean> = async () => true): Promise<void> => {
       for (const name of await readdir(join(this.settings.dataDir, dir)).catch(() => [] as string[])) {
         const path = join(this.settings.dataDir, dir, name);
-        if (keep(name) || !(await shouldGo(path))) continue;
+        // A dot file is a write in flight (writeFileAtomic's temp file): never garbage.
+        if (name.startsWith('.') || keep(name) || !(await shouldGo(path))) continue;
         await rm(path, { recursive: true, force: true });
         removed.push(`${dir}/${name}`);
       }

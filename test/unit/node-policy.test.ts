@@ -122,3 +122,26 @@ describe('serve plan', () => {
     assert.equal(servePlan({ serve: [rule], service: 'svc:new', direct: false }, 'svc:new')[0]!.what, 'serve reset', 'the same Service is not drained');
   });
 });
+
+describe('garbage collection', () => {
+  it('removes what no endpoint uses, never a write in flight or a persistent identity', async () => {
+    const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { NodeManager } = await import('../../src/node/manager.js');
+    const { StateStore } = await import('../../src/state/store.js');
+    const { captureLogger, tempDir, testSettings } = await import('./fakes.js');
+    const dir = tempDir();
+    const store = new StateStore(dir);
+    await store.load();
+    const nodes = new NodeManager(store, testSettings({ dataDir: dir }), async () => ({ code: 0, stdout: '', stderr: '' }), new Error('none'), captureLogger().log);
+    for (const d of ['status', 'run/abcdefabcdef', 'by-hostname/eph', 'by-hostname/keep']) mkdirSync(join(dir, d), { recursive: true });
+    writeFileSync(join(dir, 'status', 'f'.repeat(64) + '.json'), '{}');
+    writeFileSync(join(dir, 'status', '.1234.5.tmp'), '');
+    writeFileSync(join(dir, 'by-hostname/eph/tslink-node.json'), JSON.stringify({ ephemeral: true }));
+    writeFileSync(join(dir, 'by-hostname/keep/tslink-node.json'), JSON.stringify({ ephemeral: false }));
+    const removed = (await nodes.collectGarbage()).sort();
+    assert.deepEqual(removed, ['by-hostname/eph', 'run/abcdefabcdef', `status/${'f'.repeat(64)}.json`]);
+    assert.ok(existsSync(join(dir, 'status', '.1234.5.tmp')), 'a temp file being written is left alone');
+    assert.ok(existsSync(join(dir, 'by-hostname/keep')), 'a persistent identity is never deleted');
+  });
+});
