@@ -180,7 +180,8 @@ describe('attacks on the plugin protocol (private network namespace)', () => {
     await removeNetwork(many);
     const tags = Array.from({ length: 90_000 }, (_, i) => `tag:t${i}`).join(',');
     const big = await plugin.call('NetworkDriver.CreateNetwork', networkBody(hexId('a'), '10.12.0.0/24', '10.12.0.1/24', { 'tslink.tags': tags }));
-    assert.equal(big.status, 413, 'a body larger than Docker ever sends');
+    // A body larger than Docker ever sends: a small 413, or the connection closed mid-body.
+    assert.ok(big.status === 413 || big.cutOff !== undefined, `${big.status} ${big.cutOff}`);
     assert.ok(big.raw.length < 1024);
     const echo = await plugin.call('NetworkDriver.CreateNetwork', networkBody(hexId('a'), 'x'.repeat(100_000), '10.12.0.1/24'));
     assert.equal(echo.status, 400);

@@ -15,6 +15,8 @@ export interface Answer {
   body: Record<string, unknown>;
   raw: string;
   type: string;
+  /** The server closed the connection before the request was sent whole (EPIPE, ECONNRESET). */
+  cutOff?: string;
 }
 
 export class PluginInNetns {
@@ -95,7 +97,11 @@ export class PluginInNetns {
           resolve({ status: res.statusCode ?? 0, body: parsed, raw: text, type: String(res.headers['content-type'] ?? '') });
         });
       });
-      req.on('error', reject);
+      // A server that refuses a body answers and closes early: the rest of the write then fails.
+      // The answer (if it came) is what counts; if none came, say the request was cut off.
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        e.code === 'EPIPE' || e.code === 'ECONNRESET' ? resolve({ status: 0, body: {}, raw: '', type: '', cutOff: e.code }) : reject(e),
+      );
       req.end(data);
     });
   }
