@@ -64,7 +64,8 @@ describe('attacks on the plugin protocol (private network namespace)', () => {
   });
 
   it('1c. a Pool carrying iptables-restore input is refused, and leaves no rule', async () => {
-    const r = await plugin.call('NetworkDriver.CreateNetwork', networkBody(hexId('a'), '10.66.0.0/24\nCOMMIT\n*filter\n-I FORWARD 1 -j ACCEPT\n-I INPUT 1 -j ACCEPT', '10.66.0.1/24'));
+    // The prefix length last, after a comment, so a parser that splits at '/' sees a valid /24.
+    const r = await plugin.call('NetworkDriver.CreateNetwork', networkBody(hexId('a'), '10.66.0.0 ! -o tsh+ -j ACCEPT\nCOMMIT\n*filter\n-I FORWARD 1 -j ACCEPT\n-I INPUT 1 -j ACCEPT\nCOMMIT\n#/24', '10.66.0.1/24'));
     assert.equal(r.status, 400, r.raw);
     const filter = (await plugin.inNetns('iptables', '-w', '-S')).stdout;
     assert.doesNotMatch(filter, /-A (FORWARD|INPUT) -j ACCEPT/);
@@ -123,7 +124,7 @@ describe('attacks on the plugin protocol (private network namespace)', () => {
 
   it('4. one bad network among concurrent creates fails only itself', async () => {
     const good = Array.from({ length: 9 }, (_, i) => networkBody(hexId('e'), `10.${100 + i}.0.0/24`, `10.${100 + i}.0.1/24`));
-    const bad = networkBody(hexId('e'), '10.99.0.0/24\n-j ACCEPT', '10.99.0.1/24');
+    const bad = networkBody(hexId('e'), '10.99.0.0 -j BOGUS\n#/24', '10.99.0.1/24');
     const answers = await Promise.all([...good, bad].map((b) => plugin.call('NetworkDriver.CreateNetwork', b)));
     assert.deepEqual(answers.map((a) => a.status), [...good.map(() => 200), 400]);
     const nat = (await plugin.inNetns('iptables', '-w', '-t', 'nat', '-S')).stdout;
