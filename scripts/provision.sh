@@ -34,7 +34,7 @@ update_lists() { # update_lists WHY: at most one `apt-get update` per set of sou
 }
 
 need=()
-for p in docker.io containerd runc busybox-static iptables iproute2 util-linux docker-registry; do
+for p in docker.io containerd runc busybox-static iptables iproute2 util-linux procps docker-registry; do
   installed "$p" || need+=("$p")
 done
 if ((${#need[@]})); then

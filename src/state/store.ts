@@ -30,6 +30,7 @@ export interface EndpointRecord {
   joinedAt?: string;
   containerId?: string;
   containerName?: string;
+  /** Who named the container; 'join' appears only in records of tslink before 0.2 (Join-time inference, removed). */
   boundVia?: 'join' | 'snapshot' | 'event' | 'listing';
   boundAt?: string;
   /** The container's validated labels, or why they are invalid. */
