@@ -74,6 +74,7 @@ for out in "$results"/*.plain; do
   [ "$p" -gt 0 ] || { errors+=("$name: ran no tests"); fail=$((fail + 1)); }
 done
 if [ ${#errors[@]} -gt 0 ]; then
+  node scripts/tap-failures.mjs "$results"/*.tap 2>/dev/null || true
   echo "stages with failures: ${errors[*]}"
   [ "$fail" -eq 0 ] && fail=1
 fi

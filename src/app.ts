@@ -97,12 +97,18 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   const driver = new Driver(store, host, settings, log, {
     // Without a usable Tailscale no container could get its node: say so at docker run.
     checkJoin: (ep, net) => (bins instanceof Error ? Promise.resolve(`tslink: this plugin cannot start Tailscale (${bins.message})`) : binder.checkAtJoin(ep, net)),
-    joined: (ep) => binder.joined(ep),
+    joined: (ep) => {
+      nodes.joined(ep.id);
+      binder.joined(ep);
+    },
     leaving: async (ep) => {
       binder.forget(ep.id);
       await nodes.leave(ep.id);
     },
-    deleted: (ep) => nodes.forget(ep.id),
+    deleted: async (ep) => {
+      binder.deleted(ep.id);
+      await nodes.forget(ep.id);
+    },
     operInfo: (ep) => nodes.operInfo(ep),
   });
   const onEvent = async (e: DockerEvent): Promise<void> => {

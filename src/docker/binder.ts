@@ -56,6 +56,8 @@ export class EndpointBinder {
   /** Container → endpoints named for it whose labels are not known yet. */
   private readonly awaitingLabels = new Map<string, Map<string, BindVia>>();
   private readonly emitted = new Set<string>();
+  /** Endpoints whose Leave has begun: still in the store, but never made ready again. */
+  private readonly left = new Set<string>();
   private readonly snapshots: Poller;
   private readonly netNames = new Map<string, string>();
   private readonly locks = new KeyedMutex();
@@ -150,6 +152,7 @@ export class EndpointBinder {
   joined(ep: EndpointRecord): void {
     const rec = this.store.endpoints.get(ep.id);
     if (!rec) return;
+    this.left.delete(ep.id);
     if (rec.containerId) this.watchReadiness(rec);
     else {
       this.unbound.set(ep.id, Date.now());
@@ -157,11 +160,19 @@ export class EndpointBinder {
     }
   }
 
+  /** The endpoint leaves: no readiness for it until Docker joins it again. */
   forget(endpointId: string): void {
+    this.left.add(endpointId);
     this.unbound.delete(endpointId);
     for (const eps of this.awaitingLabels.values()) eps.delete(endpointId);
     this.readiness.cancel(endpointId);
     this.emitted.delete(endpointId);
+  }
+
+  /** The endpoint's record is deleted. */
+  deleted(endpointId: string): void {
+    this.forget(endpointId);
+    this.left.delete(endpointId);
   }
 
   stop(): void {
@@ -302,7 +313,7 @@ export class EndpointBinder {
 
   /** `recovered`: found by a listing rather than a Join just now (a restart brings many at once). */
   private watchReadiness(ep: EndpointRecord, recovered = false): void {
-    if (!ep.config || !ep.sandboxKey || !ep.containerId || this.emitted.has(ep.id)) return;
+    if (!ep.config || !ep.sandboxKey || !ep.containerId || this.emitted.has(ep.id) || this.left.has(ep.id)) return;
     const id = ep.id;
     this.readiness.watch(
       id,
@@ -310,7 +321,7 @@ export class EndpointBinder {
       () => {
         const cur = this.store.endpoints.get(id);
         const net = cur && this.store.networks.get(cur.networkId);
-        if (!cur?.config || !net || this.emitted.has(id)) return;
+        if (!cur?.config || !cur.sandboxKey || !net || this.emitted.has(id) || this.left.has(id)) return;
         this.emitted.add(id);
         const sinceJoinMs = cur.joinedAt ? Date.now() - Date.parse(cur.joinedAt) : undefined;
         this.log.info({ endpoint: shortId(id), container: shortId(cur.containerId), sinceJoinMs, recovered }, 'endpoint ready for tailscale');

@@ -72,9 +72,20 @@ export class NodeManager {
     });
   }
 
+  /**
+   * Endpoints whose Leave has begun: a start decided before it (a repair pass, a jittered
+   * recovery) must not bring a node up after the stop, or its daemon outlives the endpoint.
+   */
+  private readonly left = new Set<string>();
+
+  /** Docker joined the endpoint (again): it may get a node. */
+  joined(endpointId: string): void {
+    this.left.delete(endpointId);
+  }
+
   /** An endpoint is bound and its namespace exists: bring its node up. */
   async ready(ep: EndpointRecord, net: NetworkRecord, opts: { jitterMs?: number } = {}): Promise<void> {
-    if (this.sups.has(ep.id)) return;
+    if (this.sups.has(ep.id) || this.left.has(ep.id) || !this.store.endpoints.get(ep.id)?.joinedAt) return;
     const spec = nodeSpec(ep, net, net.config.authKey ?? this.settings.authKey);
     if (!spec) return;
     const dropped = ep.config ? overriddenTags(net.config, ep.config) : [];
@@ -144,6 +155,7 @@ export class NodeManager {
 
   /** The endpoint leaves: drain, log out if ephemeral, stop, hand the hostname to the next in line. */
   async leave(endpointId: string): Promise<void> {
+    this.left.add(endpointId);
     const sup = this.sups.get(endpointId);
     if (!sup) return;
     this.sups.delete(endpointId);
@@ -162,6 +174,8 @@ export class NodeManager {
 
   async forget(endpointId: string): Promise<void> {
     await this.leave(endpointId);
+    // The record is gone now, which ready() also refuses: the tombstone is not needed any more.
+    this.left.delete(endpointId);
     this.statuses.delete(endpointId);
     this.written.delete(endpointId);
     await this.files.remove(endpointId);

@@ -136,10 +136,12 @@ export class NodeSupervisor {
       await this.lock.acquire();
     } catch (e) {
       if (!(e instanceof StateDirHeld)) throw e;
+      if (this.stopping) return;
       this.set('failed', { lastError: `tslink: ${e.message}; retrying in ${LOCK_RETRY_MS / 1000} s`, nextAttemptAt: new Date(Date.now() + LOCK_RETRY_MS).toISOString() });
       this.schedule(LOCK_RETRY_MS, () => this.launch());
       return;
     }
+    if (this.stopping) return this.lock.release();
     // A daemon left on this state by an earlier plugin process would share the node's key.
     const leftovers = await daemonsOn(this.paths.stateDir);
     if (leftovers.length) {
@@ -150,6 +152,9 @@ export class NodeSupervisor {
     await this.deps.prepareNamespace?.().catch((e: Error) =>
       this.log.warn({ err: e.message }, 'could not make tailnet ranges unreachable in the container'),
     );
+    // stop() may have run during any await above; it found no daemon to stop, so none may start
+    // now (a daemon started here would outlive its endpoint).
+    if (this.stopping) return this.lock.release();
     const child = this.deps.spawnDaemon([
       `--statedir=${this.paths.stateDir}`,
       `--socket=${this.paths.socket}`,

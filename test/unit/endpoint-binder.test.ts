@@ -209,6 +209,23 @@ describe('endpoint binder', () => {
     t.binder.stop();
   });
 
+  it('never makes a leaving endpoint ready again, whatever a repair listing says, until Docker joins it anew', async () => {
+    const c1 = container(cid(1), { 'tslink.hostname': 'api' }, 'running', epId(1));
+    const d = fakeDocker({ list: [c1], snap: { [c1.id]: epId(1) } });
+    const t = await setup(d.api);
+    await t.join(1);
+    await until('ready', () => t.ready.length === 1);
+    // Leave has begun (the record still has its sandbox until Leave returns) when a repair runs.
+    t.binder.forget(epId(1));
+    await t.binder.prime();
+    await t.binder.onEvent({ Type: 'container', Action: 'start', Actor: { ID: c1.id, Attributes: {} } });
+    await sleep(40);
+    assert.equal(t.ready.length, 1, 'no second ready for a leaving endpoint');
+    await t.join(1);
+    await until('ready after a new Join', () => t.ready.length === 2);
+    t.binder.stop();
+  });
+
   // Every order in which Docker's answers can reach the binder for one container, with a
   // second created container on the network as a distractor: the create event (labels), the
   // Join, the moment the snapshot names the real container, the connect event, a listing.

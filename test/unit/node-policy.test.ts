@@ -145,3 +145,34 @@ describe('garbage collection', () => {
     assert.ok(existsSync(join(dir, 'by-hostname/keep')), 'a persistent identity is never deleted');
   });
 });
+
+describe('node manager', () => {
+  it('starts no node for an endpoint whose Leave has begun, until Docker joins it again', async () => {
+    const { NodeManager } = await import('../../src/node/manager.js');
+    const { StateStore } = await import('../../src/state/store.js');
+    const { captureLogger, tempDir, testSettings } = await import('./fakes.js');
+    const dir = tempDir();
+    const store = new StateStore(dir);
+    await store.load();
+    const net = { id: 'n'.repeat(64), createdAt: '', subnet: '10.0.0.0/24', gateway: '10.0.0.1', mtu: 1500, config: { ephemeral: false, mtu: 1500 } };
+    const ep = {
+      id: 'e'.repeat(64), networkId: net.id, address: '10.0.0.2', prefixLen: 24, hostIf: 'tshx', containerIf: 'tscx', createdAt: '',
+      sandboxKey: '/run/docker/netns/x', joinedAt: new Date().toISOString(), containerId: 'c'.repeat(64),
+      config: { hostname: 'web', hostnameSource: 'label' as const, tags: [], serve: [], direct: true },
+    };
+    await store.putNetwork(net);
+    await store.putEndpoint(ep);
+    // No usable tailscale: a start shows as a failed status, which is what this test watches for.
+    const nodes = new NodeManager(store, testSettings({ dataDir: dir }), async () => ({ code: 0, stdout: '', stderr: '' }), new Error('none'), captureLogger().log);
+    await nodes.leave(ep.id);
+    await nodes.ready(ep, net);
+    assert.equal(nodes.statuses.get(ep.id), undefined, 'a start decided before the Leave does nothing');
+    nodes.joined(ep.id);
+    await nodes.ready(ep, net);
+    assert.equal(nodes.statuses.get(ep.id)?.state, 'failed', 'a new Join may start it');
+    await store.patchEndpoint(ep.id, { joinedAt: undefined });
+    await nodes.forget(ep.id);
+    await nodes.ready(ep, net);
+    assert.equal(nodes.statuses.get(ep.id), undefined, 'nor does a start after the record is gone');
+  });
+});
