@@ -8,11 +8,12 @@ import { type Parsed, type Report, failed, reporter, show, showKey, suggestion, 
 import { type NetworkConfig } from './network-options.js';
 import { type ServeRule, parseServeRule } from './serve.js';
 import { FEATURE_SINCE, SUPPORTED_TAILSCALE, atLeast, type Feature } from './tailscale-features.js';
+import { expandTemplate, swarmTask, taskHostname } from './swarm-task.js';
 import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, reportedTags } from './values.js';
 export interface ContainerConfig {
   hostname: string;
-  /** Where the hostname came from: the label, the container name, or the endpoint ID. */
-  hostnameSource: 'label' | 'name' | 'endpoint';
+  /** Where the hostname came from: the label, the swarm task (service and slot), the container name, or the endpoint ID. */
+  hostnameSource: 'label' | 'task' | 'name' | 'endpoint';
   /** Deduplicated, in the order given; empty when the label is absent. */
   tags: string[];
   /** `svc:<name>`, lowercased. */
@@ -168,10 +169,18 @@ export function parseContainerLabels(
 ): Parsed<'config', ContainerConfig> {
   const errors: string[] = [];
   const draft: LabelDraft = { tags: [], serve: [], serveLabels: 0 };
+  const task = swarmTask(labels);
   for (const key of Object.keys(labels).sort()) {
     if (!key.toLowerCase().startsWith(LABEL_PREFIX)) continue;
-    const value = textOf(labels[key]);
-    const report = reporter(errors, 'label', key, show(value));
+    const given = textOf(labels[key]);
+    const expanded = expandTemplate(given, task);
+    if (!expanded.ok) {
+      reporter(errors, 'label', key, show(given))(expanded.problem);
+      continue;
+    }
+    const value = expanded.value;
+    // A message about an expanded value quotes what the template became.
+    const report = reporter(errors, 'label', key, value === given ? show(value) : `${show(given)} (${show(value)} in this task)`);
     const parser = LABELS[key];
     if (parser) parser(value, draft, report);
     else if (key.startsWith(SERVE_PREFIX)) parseServeLabel(key, value, draft, report);
@@ -180,7 +189,9 @@ export function parseContainerLabels(
   checkCombination(draft, errors);
   checkContext(draft, ctx, errors);
   if (errors.length) return failed(errors);
-  const derived = draft.hostname === undefined ? deriveHostname(ctx.containerName, ctx.endpointId) : undefined;
+  // A swarm task's name changes with every update; its service and slot do not.
+  const fromTask = draft.hostname === undefined && task ? taskHostname(task, sanitizeLabel) : undefined;
+  const derived = draft.hostname !== undefined ? undefined : fromTask ? { hostname: fromTask, source: 'task' as const } : deriveHostname(ctx.containerName, ctx.endpointId);
   return {
     ok: true,
     config: {

@@ -1,0 +1,98 @@
+/**
+ * Docker Swarm tasks. Swarm expands Go templates (`{{.Task.Slot}}`) in a task's environment,
+ * mounts and hostname, but not in its container labels (swarmkit template/expand.go; measured on
+ * 20.10 and 28.5: `--container-label tslink.hostname=web-{{.Task.Slot}}` arrives literally). So
+ * tslink expands the same placeholders in `tslink.*` label values itself, from the labels swarm
+ * puts on every task container. Only the placeholders those labels can answer are accepted.
+ */
+
+/** What the `com.docker.swarm.*` labels of a task container say. */
+export interface SwarmTask {
+  serviceName: string;
+  serviceId: string;
+  taskId: string;
+  nodeId: string;
+  /** A replicated service's slot (1, 2, …); undefined for a global service (one task per node). */
+  slot?: number;
+}
+
+const SWARM = {
+  serviceName: 'com.docker.swarm.service.name',
+  serviceId: 'com.docker.swarm.service.id',
+  taskId: 'com.docker.swarm.task.id',
+  taskName: 'com.docker.swarm.task.name',
+  nodeId: 'com.docker.swarm.node.id',
+} as const;
+
+/**
+ * The task a container runs, or undefined for a container swarm did not make. The slot is the
+ * middle of the task name `<service>.<slot>.<task id>`; a global service's task names carry the
+ * node ID there instead.
+ */
+export function swarmTask(labels: Readonly<Record<string, string>>): SwarmTask | undefined {
+  const serviceName = labels[SWARM.serviceName];
+  const serviceId = labels[SWARM.serviceId];
+  const taskId = labels[SWARM.taskId];
+  const taskName = labels[SWARM.taskName];
+  const nodeId = labels[SWARM.nodeId];
+  if (!serviceName || !serviceId || !taskId || !taskName || !nodeId) return undefined;
+  const prefix = `${serviceName}.`;
+  const suffix = `.${taskId}`;
+  const middle = taskName.startsWith(prefix) && taskName.endsWith(suffix) ? taskName.slice(prefix.length, taskName.length - suffix.length) : '';
+  const slot = /^[1-9][0-9]{0,8}$/.test(middle) ? Number(middle) : undefined;
+  return { serviceName, serviceId, taskId, nodeId, ...(slot !== undefined ? { slot } : {}) };
+}
+
+const PLACEHOLDERS = ['.Service.Name', '.Service.ID', '.Task.Slot', '.Task.ID', '.Node.ID'] as const;
+type Placeholder = (typeof PLACEHOLDERS)[number];
+const SUPPORTED = PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ');
+const TEMPLATE = /\{\{-?\s*([^{}]*?)\s*-?\}\}/g;
+
+function valueOf(p: Placeholder, t: SwarmTask): string | undefined {
+  switch (p) {
+    case '.Service.Name':
+      return t.serviceName;
+    case '.Service.ID':
+      return t.serviceId;
+    case '.Task.Slot':
+      return t.slot?.toString();
+    case '.Task.ID':
+      return t.taskId;
+    case '.Node.ID':
+      return t.nodeId;
+  }
+}
+
+export type Expanded = { ok: true; value: string } | { ok: false; problem: string };
+
+/** Replaces the swarm placeholders in a label value; a value without `{{` is returned as it is. */
+export function expandTemplate(value: string, task: SwarmTask | undefined): Expanded {
+  if (!value.includes('{{')) return { ok: true, value };
+  if (!task) {
+    return { ok: false, problem: 'templates such as {{.Task.Slot}} are expanded only in the containers of swarm service tasks' };
+  }
+  let problem: string | undefined;
+  const out = value.replace(TEMPLATE, (whole, inner: string) => {
+    const p = PLACEHOLDERS.find((x) => x === inner);
+    if (!p) {
+      problem ??= `${whole} is not a template tslink can expand from a task's labels; use ${SUPPORTED}`;
+      return whole;
+    }
+    const v = valueOf(p, task);
+    if (v === undefined) {
+      problem ??= `service ${task.serviceName} is global: its tasks have no slot; use {{.Node.ID}} to tell them apart`;
+      return whole;
+    }
+    return v;
+  });
+  if (problem) return { ok: false, problem };
+  if (out.includes('{{') || out.includes('}}')) return { ok: false, problem: `an unclosed template; use ${SUPPORTED}` };
+  return { ok: true, value: out };
+}
+
+/** A task's hostname when it has no `tslink.hostname`: `<service>-<slot>` (global: `<service>-<node ID>`). */
+export function taskHostname(t: SwarmTask, sanitize: (s: string) => string): string | undefined {
+  const suffix = t.slot !== undefined ? String(t.slot) : sanitize(t.nodeId);
+  const base = sanitize(t.serviceName).slice(0, 62 - suffix.length).replace(/-+$/, '');
+  return base && suffix ? `${base}-${suffix}` : undefined;
+}
