@@ -173,7 +173,8 @@ export function parseContainerLabels(
   for (const key of Object.keys(labels).sort()) {
     if (!key.toLowerCase().startsWith(LABEL_PREFIX)) continue;
     const given = textOf(labels[key]);
-    const expanded = expandTemplate(given, task);
+    // In a hostname, a service name's `_` and `.` become `-`, as in the default name.
+    const expanded = expandTemplate(given, task, key === 'tslink.hostname' ? (v) => v.toLowerCase().replace(/[^a-z0-9-]+/g, '-') : undefined);
     if (!expanded.ok) {
       reporter(errors, 'label', key, show(given))(expanded.problem);
       continue;

@@ -65,8 +65,12 @@ function valueOf(p: Placeholder, t: SwarmTask): string | undefined {
 
 export type Expanded = { ok: true; value: string } | { ok: false; problem: string };
 
-/** Replaces the swarm placeholders in a label value; a value without `{{` is returned as it is. */
-export function expandTemplate(value: string, task: SwarmTask | undefined): Expanded {
+/**
+ * Replaces the swarm placeholders in a label value; a value without `{{` is returned as it is.
+ * `fit` adapts each substituted value to where it goes (a hostname cannot hold the `_` of a
+ * stack's service name `demo_web`).
+ */
+export function expandTemplate(value: string, task: SwarmTask | undefined, fit: (v: string) => string = (v) => v): Expanded {
   if (!value.includes('{{')) return { ok: true, value };
   if (!task) {
     return { ok: false, problem: 'templates such as {{.Task.Slot}} are expanded only in the containers of swarm service tasks' };
@@ -83,7 +87,7 @@ export function expandTemplate(value: string, task: SwarmTask | undefined): Expa
       problem ??= `service ${task.serviceName} is global: its tasks have no slot; use {{.Node.ID}} to tell them apart`;
       return whole;
     }
-    return v;
+    return fit(v);
   });
   if (problem) return { ok: false, problem };
   if (out.includes('{{') || out.includes('}}')) return { ok: false, problem: `an unclosed template; use ${SUPPORTED}` };

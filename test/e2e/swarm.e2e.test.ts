@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER, ENGINE, IMAGE, ROOT, e2eSkipReason, sh, waitFor } from './harness.js';
 
@@ -96,7 +97,7 @@ async function hostObjects(n: NodeNo): Promise<string[]> {
  * node named for its slot (the hostname `tailscale up` was given), one tailscaled per task, and
  * nothing on a node beyond its tasks (no stray daemon, status or link).
  */
-async function assertServiceNodes(service: string, replicas: number, what: string): Promise<Task[]> {
+async function assertServiceNodes(service: string, replicas: number, what: string, prefix = 'web'): Promise<Task[]> {
   const tasks = await waitFor(`${what}: ${replicas} tasks running with running nodes`, async () => {
     const t = await runningTasks(service);
     if (t.length !== replicas) return undefined;
@@ -112,8 +113,9 @@ async function assertServiceNodes(service: string, replicas: number, what: strin
   }, 120_000, 500);
   for (const task of tasks) {
     const s = statuses(task.node).find((x) => x.container === task.container)!;
-    assert.equal(s.hostname, `web-${task.slot}`, `${what}: slot ${task.slot}'s node has its slot's hostname`);
-    assert.equal(upHostnames(task.node, `web-${task.slot}`).at(-1), `web-${task.slot}`, `${what}: tailscale up on tsw-n${task.node} was given web-${task.slot}`);
+    const hostname = `${prefix}-${task.slot}`;
+    assert.equal(s.hostname, hostname, `${what}: slot ${task.slot}'s node has its slot's hostname`);
+    assert.equal(upHostnames(task.node, hostname).at(-1), hostname, `${what}: tailscale up on tsw-n${task.node} was given ${hostname}`);
   }
   for (const n of NODES) {
     const here = tasks.filter((x) => x.node === n).length;
@@ -178,6 +180,47 @@ describe(`Docker Swarm services on a 3-node swarm, Docker ${ENGINE}`, { skip }, 
     }
     await waitFor('tsw-n3 clean', async () => ((await hostObjects(3)).length === 0 && (await daemonsOn(3)) === 0 ? true : undefined), 30_000, 250);
     await on(1, 'node', 'update', '--availability', 'active', 'tsw-n3');
+  });
+
+  it('takes network options from --config-from on every node (swarm never passes -o options to a node-local driver)', async () => {
+    for (const n of NODES) await on(n, 'network', 'create', '--config-only', '-o', 'tslink.tags=tag:fromconfig', 'tsconf');
+    await on(1, 'network', 'create', '-d', 'tslink:latest', '--scope', 'swarm', '--config-from', 'tsconf', 'cfgnet');
+    await on(1, 'service', 'create', '-d', '--name', 'cfg', '--mode', 'global', '--network', 'cfgnet', '--stop-grace-period', '1s', IMAGE, 'sleep', '3600');
+    // A global service: one task per node, each named for its node (no slot).
+    const nodeIds = new Map<NodeNo, string>();
+    for (const n of NODES) nodeIds.set(n, await on(1, 'node', 'inspect', '-f', '{{.ID}}', `tsw-n${n}`));
+    for (const n of NODES) {
+      const hostname = `cfg-${nodeIds.get(n)!}`;
+      const upArgs = (): string[] => {
+        const f = join(dataOf(n), 'by-hostname', hostname, 'double-calls.jsonl');
+        if (!existsSync(f)) return [];
+        return readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { argv: string[] }).argv).filter((a) => a.includes('up')).at(-1) ?? [];
+      };
+      const up = await waitFor(`tsw-n${n}: node ${hostname} up`, async () => (upArgs().length ? upArgs() : undefined), 60_000, 250);
+      assert.ok(up.includes('--advertise-tags=tag:fromconfig'), `the config network's tags reached tsw-n${n}: ${up.join(' ')}`);
+    }
+    await on(1, 'service', 'rm', 'cfg');
+    await waitFor('cfg tasks gone', async () => ((await on(1, 'service', 'ls', '-q', '--filter', 'name=cfg')) === '' ? true : undefined), 30_000, 250);
+    await waitFor('cfgnet removable', async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, 'n1', 'docker.sock')}`, 'network', 'rm', 'cfgnet'])).code === 0 ? true : undefined), 60_000, 1000);
+    // Each node drops its copy of the swarm network a moment after the manager: then tsconf is free.
+    for (const n of NODES) {
+      await waitFor(`tsconf removable on tsw-n${n}`, async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, `n${n}`, 'docker.sock')}`, 'network', 'rm', 'tsconf'])).code === 0 ? true : undefined), 60_000, 500);
+    }
+  });
+
+  it('deploys examples/stack.yaml with docker stack deploy: each task a node named for its service and slot', async () => {
+    await on(1, 'network', 'create', '-d', 'tslink:latest', '--scope', 'swarm', 'tsnet');
+    // The example as the README gives it, with this machine's image (no registry here).
+    const override = join(mkdtempSync(join(tmpdir(), 'tslink-stack-')), 'override.yaml');
+    writeFileSync(override, `version: "3.8"\nservices:\n  web:\n    image: ${IMAGE}\n    command: ["sleep", "3600"]\n    stop_grace_period: 1s\n`);
+    await on(1, 'stack', 'deploy', '--resolve-image', 'never', '-c', join(ROOT, 'examples/stack.yaml'), '-c', override, 'demo');
+    await assertServiceNodes('demo_web', 2, 'stack deployed', 'demo-web');
+    await on(1, 'stack', 'rm', 'demo');
+    await waitFor('stack tasks gone', async () => {
+      for (const n of NODES) if ((await on(n, 'ps', '-aq', '--filter', 'label=com.docker.stack.namespace=demo')) !== '') return undefined;
+      return true;
+    }, 60_000, 500);
+    await waitFor('tsnet removable', async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, 'n1', 'docker.sock')}`, 'network', 'rm', 'tsnet'])).code === 0 ? true : undefined), 60_000, 1000);
   });
 
   it('leaves no node, record, link or rule on any node once the service and network are removed', async () => {

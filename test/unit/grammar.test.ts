@@ -412,6 +412,7 @@ describe('swarm tasks', () => {
     assert.equal(configOf({ ...task('web', '2'), 'tslink.hostname': '{{ .Service.Name }}-{{.Task.Slot}}' }, ctx('web', '2')).hostname, 'web-2');
     assert.equal(configOf({ ...task('agent', 'ntdhd4qmkrytbs0nyu4w2c4ou'), 'tslink.hostname': 'agent-{{.Node.ID}}' }, ctx('agent', 'x')).hostname, 'agent-ntdhd4qmkrytbs0nyu4w2c4ou');
     assert.deepEqual(configOf({ ...task('web', '2'), 'tslink.tags': 'tag:{{.Service.Name}}' }, ctx('web', '2')).tags, ['tag:web']);
+    assert.equal(configOf({ ...task('demo_web', '2'), 'tslink.hostname': '{{.Service.Name}}-{{.Task.Slot}}' }, ctx('demo_web', '2')).hostname, 'demo-web-2', 'a stack\'s service name fits a hostname');
   });
 
   it('names a task without tslink.hostname after its service and slot, stable across updates', () => {
@@ -431,7 +432,7 @@ describe('swarm tasks', () => {
     assert.match(errs({ 'tslink.hostname': 'web-{{.Task.Slot}}' }, CTX), /expanded only in the containers of swarm service tasks/);
     assert.match(errs({ ...task('agent', 'ntdhd4qmkrytbs0nyu4w2c4ou'), 'tslink.hostname': 'a-{{.Task.Slot}}' }), /service agent is global: its tasks have no slot; use \{\{\.Node\.ID\}\}/);
     assert.match(errs({ ...task('web', '2'), 'tslink.hostname': 'web-{{.Task.Slot}' }), /unclosed template/);
-    assert.match(errs({ ...task('web_x', '2'), 'tslink.hostname': '{{.Service.Name}}' }), /tslink\.hostname="\{\{\.Service\.Name\}\}" \("web_x" in this task\): not a valid hostname/);
+    assert.match(errs({ ...task('web', '2'), 'tslink.hostname': '{{.Service.Name}}_{{.Task.Slot}}' }), /tslink\.hostname="\{\{\.Service\.Name\}\}_\{\{\.Task\.Slot\}\}" \("web_2" in this task\): not a valid hostname/);
   });
 
   it('always yields a valid hostname or an error for any slot template (property)', () => {
