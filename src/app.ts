@@ -91,7 +91,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     reconfigured: (ep) => nodes.leave(ep.id),
     ready: (ep, net, recovered) => {
       const jitterMs = recovered ? Math.floor(Math.random() * RECOVERY_JITTER_MS) : 0;
-      tasks.run('node start', () => nodes.ready(ep, net, { jitterMs }), { endpoint: shortId(ep.id) });
+      tasks.run('node start', () => nodes.ready(ep, net, { jitterMs, recovered }), { endpoint: shortId(ep.id) });
     },
   });
   const driver = new Driver(store, host, settings, log, {

@@ -84,7 +84,7 @@ export class NodeManager {
   }
 
   /** An endpoint is bound and its namespace exists: bring its node up. */
-  async ready(ep: EndpointRecord, net: NetworkRecord, opts: { jitterMs?: number } = {}): Promise<void> {
+  async ready(ep: EndpointRecord, net: NetworkRecord, opts: { jitterMs?: number; recovered?: boolean } = {}): Promise<void> {
     if (this.sups.has(ep.id) || this.left.has(ep.id) || !this.store.endpoints.get(ep.id)?.joinedAt) return;
     const spec = nodeSpec(ep, net, net.config.authKey ?? this.settings.authKey);
     if (!spec) return;
@@ -129,10 +129,11 @@ export class NodeManager {
       sup.wait(`tslink: hostname ${spec.hostname} is in use by ${who} on this host; this container waits until it leaves (give it another tslink.hostname to run both)`, who);
       return;
     }
-    await this.begin(sup, opts.jitterMs ?? 0);
+    await this.begin(sup, opts.jitterMs ?? 0, opts.recovered ?? false);
   }
 
-  private async begin(sup: NodeSupervisor, delayMs: number): Promise<void> {
+  /** `resume`: the endpoint's node ran before this plugin process started (a recovery). */
+  private async begin(sup: NodeSupervisor, delayMs: number, resume = false): Promise<void> {
     const dir = sup.paths.stateDir;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // The marker follows the network that uses the hostname last, so a later GC never mistakes
@@ -145,7 +146,7 @@ export class NodeManager {
     const marker: Marker = { ephemeral: sup.spec.ephemeral, network: sup.spec.networkId, endpoint: sup.spec.endpointId, updatedAt: new Date().toISOString(), loginServer, service: sup.spec.service };
     await writeFileAtomic(join(dir, MARKER), JSON.stringify(marker));
     if (moved) this.log.warn({ endpoint: shortId(sup.spec.endpointId), hostname: sup.spec.hostname, from: old.loginServer || 'Tailscale', to: loginServer || 'Tailscale' }, 'the node moves to another control server: it logs in again');
-    sup.start(delayMs, { forceReauth: moved, staleService: old?.service !== sup.spec.service ? old?.service : undefined });
+    sup.start(delayMs, { forceReauth: moved, staleService: old?.service !== sup.spec.service ? old?.service : undefined, resume });
   }
 
   /** Docker is stopping the container (kill/die): drain its Service backends first. */

@@ -1,13 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { logIn } from './login.js';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
 import { RestartPolicy } from './restart-policy.js';
 import { DEFAULT_SUPERVISOR_OPTIONS, LOCK_RETRY_MS, type SupervisorOptions } from './supervisor-options.js';
 import { RotatingLog } from './rotating-log.js';
-import { CliError, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
-import { classifyUpFailure, loginKey, servePlan, type NodeSpec } from './node-config.js';
+import { type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
+import { servePlan, type NodeSpec } from './node-config.js';
 import { WIREGUARD_PORT } from '../config/tailnet.js';
 import { socketIsLive } from '../util/socket-probe.js';
 import { StateDirHeld, StateDirLock, daemonsOn, stopProcesses } from './daemon-ownership.js';
@@ -51,6 +52,8 @@ export class NodeSupervisor {
   private exited?: Promise<void>;
   private drained = false;
   private forceReauth = false;
+  /** A node found running before a plugin restart: its daemon may resume from its state without `up`. */
+  private resume = false;
   private staleService?: string;
   private readonly log: Logger;
   private readonly state: NodeStatus;
@@ -81,9 +84,10 @@ export class NodeSupervisor {
   }
 
   /** Begins supervision; `delayMs` spreads out mass starts; `forceReauth` logs in anew (another control server). */
-  start(delayMs = 0, opts: { forceReauth?: boolean; staleService?: string } = {}): void {
+  start(delayMs = 0, opts: { forceReauth?: boolean; staleService?: string; resume?: boolean } = {}): void {
     this.forceReauth = opts.forceReauth ?? false;
     this.staleService = opts.staleService;
+    this.resume = opts.resume ?? false;
     this.schedule(delayMs, () => this.launch());
   }
 
@@ -201,52 +205,35 @@ export class NodeSupervisor {
 
   private async configure(child: ChildProcess): Promise<void> {
     try {
-      let st = await this.deps.cli.status();
-      const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState' || this.forceReauth;
-      let keyFile: string | undefined;
-      if (needsKey) {
-        const key = this.deps.authKey();
-        if (!key) {
-          this.set('logged-out', { lastError: 'the node has no login and no auth key is set: give the network --opt tslink.authkey=... or set the plugin\'s TS_AUTHKEY' });
-          return;
-        }
-        keyFile = join(this.paths.runDir, 'authkey');
-        await writeFile(keyFile, loginKey(key, this.spec.ephemeral), { mode: 0o600 });
+      const o = await logIn({
+        spec: this.spec, stateDir: this.paths.stateDir, runDir: this.paths.runDir, cli: this.deps.cli, authKey: this.deps.authKey,
+        upTimeoutSec: this.opts.upTimeoutSec, forceReauth: this.forceReauth, resume: this.resume,
+      });
+      if (o.kind === 'stopped') {
+        this.set(o.state, { lastError: o.lastError });
+        return;
       }
-      let r;
-      try {
-        r = await this.deps.cli.call(
-          upArgs({ hostname: this.spec.hostname, tags: this.spec.tags, loginServer: this.spec.loginServer, authKeyFile: keyFile, timeoutSec: this.opts.upTimeoutSec, forceReauth: this.forceReauth }),
-          (this.opts.upTimeoutSec + 10) * 1000,
-        );
-      } finally {
-        if (keyFile) await rm(keyFile, { force: true });
-      }
-      if (r.code !== 0) {
-        const text = scrubSecrets((r.stderr || r.stdout).trim());
-        const c = classifyUpFailure(text);
-        if (c.permanent) {
-          this.set(c.state, { lastError: `tailscale up: ${text}` });
-          return;
-        }
-        throw new CliError('up', r);
-      }
-      this.log.debug({}, 'tailscale up done');
-      this.forceReauth = false; // logged in to the new server: later restarts need no new login
-      st = await this.deps.cli.status();
-      this.noteStatus(st);
-      if (this.spec.serve.length || this.spec.service || this.staleService) {
-        this.set('serving-pending');
-        await this.applyServe();
-      }
-      this.set('running', { lastError: undefined });
-      this.pollLater();
+      this.log.debug({ backend: o.status.BackendState }, o.kind === 'up' ? 'tailscale up done' : 'node resumed from its state: settings unchanged, no tailscale up');
+      this.forceReauth = false; // logged in (to the new server): later restarts need no new login
+      this.noteStatus(o.status);
+      await this.finishStart();
     } catch (e) {
       if (this.stopping || this.child !== child) return;
       this.tail += `\n${(e as Error).message}`;
       this.log.warn({ err: scrubSecrets((e as Error).message) }, 'node configuration failed; restarting tailscaled');
       child.kill('SIGTERM');
     }
+  }
+
+  private async finishStart(): Promise<void> {
+    if (this.spec.serve.length || this.spec.service || this.staleService) {
+      this.set('serving-pending');
+      await this.applyServe();
+    }
+    this.set('running', { lastError: undefined });
+    // A crash restart of this very node may resume from its state too.
+    this.resume = true;
+    this.pollLater();
   }
 
   private async applyServe(): Promise<void> {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
@@ -9,7 +9,8 @@ import type { ChildProcess } from 'node:child_process';
 import type { RunResult, Runner } from '../../src/util/exec.js';
 import { NodeSupervisor } from '../../src/node/supervisor.js';
 import type { NodeSpec } from '../../src/node/node-config.js';
-import { TailscaleCli } from '../../src/node/tailscale-cli.js';
+import { TailscaleCli, upArgs } from '../../src/node/tailscale-cli.js';
+import { DEFAULT_SUPERVISOR_OPTIONS } from '../../src/node/supervisor-options.js';
 import type { NodeStatus } from '../../src/node/status.js';
 import { captureLogger, tempDir } from './fakes.js';
 
@@ -209,5 +210,33 @@ describe('node supervisor', () => {
     await new Promise((r) => setTimeout(r, 80));
     assert.equal(t.daemons.length, 0);
     assert.equal(t.sup.status.state, 'stopped');
+  });
+
+  it('resumes a recovered node from its state without `up` when its last `up` had the same settings', async () => {
+    const lastUp = (tags: string[]): string => JSON.stringify(upArgs({ hostname: 'web', tags, timeoutSec: DEFAULT_SUPERVISOR_OPTIONS.upTimeoutSec }));
+    const run = async (opts: { resume: boolean; savedTags?: string[]; backend?: string }): Promise<string[][]> => {
+      const t = setup({ backend: opts.backend ?? 'Running' });
+      mkdirSync(t.paths.stateDir, { recursive: true });
+      if (opts.savedTags) writeFileSync(join(t.paths.stateDir, 'tslink-up.json'), lastUp(opts.savedTags));
+      t.sup.start(0, { resume: opts.resume });
+      await t.until('running', () => t.sup.status.state === 'running');
+      assert.deepEqual(t.sup.status.tailscaleIPs, ['100.64.1.2'], 'the addresses come from the status either way');
+      await t.sup.stop({ logout: false });
+      return t.calls.filter((c) => c[0] === 'up');
+    };
+    assert.equal((await run({ resume: true, savedTags: ['tag:web'] })).length, 0, 'same settings: no up');
+    assert.equal((await run({ resume: true, savedTags: ['tag:old'] })).length, 1, 'other tags: up');
+    assert.equal((await run({ resume: true })).length, 1, 'no record of the last up: up');
+    assert.equal((await run({ resume: false, savedTags: ['tag:web'] })).length, 1, 'a new container on an existing identity: up');
+    assert.equal((await run({ resume: true, savedTags: ['tag:web'], backend: 'NeedsLogin' })).length, 1, 'logged out: up with the key');
+  });
+
+  it('records the settings of a successful up, without the key', async () => {
+    const t = setup({ backend: 'NeedsLogin' });
+    t.sup.start();
+    await t.until('running', () => t.sup.status.state === 'running');
+    const saved = readFileSync(join(t.paths.stateDir, 'tslink-up.json'), 'utf8');
+    assert.ok(saved.includes('--hostname=web') && !saved.includes('auth-key') && !saved.includes('UNITKEY'), saved);
+    await t.sup.stop({ logout: false });
   });
 });
