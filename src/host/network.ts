@@ -104,14 +104,44 @@ export class IprouteHostNetwork implements HostNetwork {
     return { removedLinks, removedRoutes };
   }
 
+  /**
+   * The NAT rules this process knows to be in place, by rule text; undefined until a full sync
+   * wrote them (at start, or after a failure), so drift is repaired by the next full one.
+   */
+  private applied?: Set<string>;
+
   async syncRules(nets: readonly NetworkHost[]): Promise<void> {
     if (nets.length === 0) {
+      this.applied = undefined;
       await this.removeRules();
       return;
     }
+    const wanted = new Set(nets.map((n) => this.natRule(n)));
+    if (this.applied) {
+      // One network's change touches its own rule only: one iptables-restore, whatever the count.
+      const add = [...wanted].filter((r) => !this.applied!.has(r));
+      const del = [...this.applied].filter((r) => !wanted.has(r));
+      if (!add.length && !del.length) return;
+      const lines = ['*nat', ...del.map((r) => `-D ${NAT_CHAIN} ${r}`), ...add.map((r) => `-A ${NAT_CHAIN} ${r}`), 'COMMIT'];
+      const r = await this.run('iptables-restore', ['-w', '--noflush'], { input: lines.join('\n') + '\n' });
+      if (r.code === 0) {
+        this.applied = wanted;
+        return;
+      }
+      this.applied = undefined; // someone changed our chain: rewrite it whole below
+    }
+    await this.writeAllRules(wanted);
+    this.applied = wanted;
+  }
+
+  private natRule(n: NetworkHost): string {
+    return `-s ${n.subnet} ! -o ${HOST_IF_PREFIX}+ -m comment --comment tslink:${n.id.slice(0, 12)} -j MASQUERADE`;
+  }
+
+  private async writeAllRules(natRules: ReadonlySet<string>): Promise<void> {
     await this.enableForwarding();
     const tsh = `${HOST_IF_PREFIX}+`;
-    // Declaring a chain in iptables-restore flushes it, so each sync rewrites our chains whole
+    // Declaring a chain in iptables-restore flushes it, so a full sync rewrites our chains whole
     // and atomically per table; nothing else in the tables is touched (--noflush).
     const filter = [
       '*filter',
@@ -124,11 +154,7 @@ export class IprouteHostNetwork implements HostNetwork {
       `-A ${FILTER_CHAIN} -o ${tsh} -j DROP`,
       'COMMIT',
     ];
-    const nat = ['*nat', `:${NAT_CHAIN} - [0:0]`];
-    for (const n of nets) {
-      nat.push(`-A ${NAT_CHAIN} -s ${n.subnet} ! -o ${tsh} -m comment --comment tslink:${n.id.slice(0, 12)} -j MASQUERADE`);
-    }
-    nat.push('COMMIT');
+    const nat = ['*nat', `:${NAT_CHAIN} - [0:0]`, ...[...natRules].map((r) => `-A ${NAT_CHAIN} ${r}`), 'COMMIT'];
     await mustRun(this.run, 'iptables-restore', ['-w', '--noflush'], { input: [...filter, ...nat].join('\n') + '\n' });
     await this.ensureJump('filter', 'FORWARD', FILTER_CHAIN);
     await this.ensureJump('nat', 'POSTROUTING', NAT_CHAIN);

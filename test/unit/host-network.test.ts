@@ -120,6 +120,34 @@ describe('host network', () => {
     assert.ok(lines.includes('iptables -w -t nat -X TSLINK-POSTROUTING'));
   });
 
+  it('changes one network\'s rule alone after the first sync, and rewrites whole when that fails', async () => {
+    const other = networkHost({ id: 'e'.repeat(64), subnet: '10.8.0.0/24', gateway: '10.8.0.1', mtu: 1500 });
+    let failIncremental = false;
+    const calls: Call[] = [];
+    const run: Runner = async (cmd, args, opts?: RunOptions) => {
+      calls.push({ cmd, args: [...args], input: opts?.input });
+      const incremental = cmd === 'iptables-restore' && !opts?.input?.includes(':TSLINK');
+      return { code: incremental && failIncremental ? 1 : 0, stdout: '', stderr: incremental && failIncremental ? 'iptables-restore: line 2 failed' : '' };
+    };
+    const host = new IprouteHostNetwork(run, async () => undefined, async () => '1\n');
+    await host.syncRules([net]);
+    calls.length = 0;
+    await host.syncRules([net, other]);
+    assert.equal(calls.length, 1, `one process for one network's change: ${calls.map((c) => c.cmd + ' ' + c.args.join(' ')).join(' | ')}`);
+    assert.equal(calls[0]!.input, '*nat\n-A TSLINK-POSTROUTING -s 10.8.0.0/24 ! -o tsh+ -m comment --comment tslink:eeeeeeeeeeee -j MASQUERADE\nCOMMIT\n');
+    calls.length = 0;
+    await host.syncRules([net, other]);
+    assert.equal(calls.length, 0, 'nothing changed, nothing run');
+    await host.syncRules([other]);
+    assert.equal(calls[0]!.input, '*nat\n-D TSLINK-POSTROUTING -s 10.9.0.0/24 ! -o tsh+ -m comment --comment tslink:ffffffffffff -j MASQUERADE\nCOMMIT\n');
+    calls.length = 0;
+    failIncremental = true;
+    await host.syncRules([net, other]);
+    const restores = calls.filter((c) => c.cmd === 'iptables-restore');
+    assert.equal(restores.length, 2, 'the failed change, then a whole rewrite');
+    assert.match(restores[1]!.input ?? '', /:TSLINK-POSTROUTING - \[0:0\]\n-A TSLINK-POSTROUTING -s 10\.9\.0\.0\/24[^\n]*\n-A TSLINK-POSTROUTING -s 10\.8\.0\.0\/24/);
+  });
+
   it('sweeps links and routes that belong to no live endpoint', async () => {
     const { run, calls } = scripted([
       [/^ip -json link show/, { stdout: JSON.stringify([{ ifname: 'eth0' }, { ifname: 'tsh1234567890ab' }, { ifname: 'tshdeadbeef000' }]) }],
