@@ -21,6 +21,10 @@ interface Result {
   rss1000EndpointsMb: number;
   deleteNetwork10000EndpointsMs: number;
   createNetworkUnderChurnMs: Stats;
+  cpuPerContainerMs?: { plugin: number; commands: number };
+  recovery50CpuMs?: { plugin: number; commands: number };
+  profile?: { containers: number; wallMs: number; pluginCpuMs: number; commandsCpuMs: number };
+  profileSummary?: { wallMs: number; busyMs: number; byArea: { area: string; ms: number }[]; topFunctions: { fn: string; ms: number }[] };
 }
 
 const f = (n: number, d = 1): string => n.toFixed(d);
@@ -43,6 +47,8 @@ const rows: [string, string, (r: Result) => string][] = [
   ['plugin RSS idle / 100 / 1,000 endpoints', '≤ 60 MB + ≤ 150 KB per endpoint', (r) => `${f(r.rssIdleMb)} / ${f(r.rss100EndpointsMb)} / ${f(r.rss1000EndpointsMb)} MB, ${f(perEndpointKb(r))} KB per endpoint (${met(r.rssIdleMb <= 60 && perEndpointKb(r) <= 150)})`],
   ['plugin RSS with 50 running nodes (tailscaled excluded)', '—', (r) => `${f(r.rss50NodesMb)} MB`],
   ['DeleteNetwork with 10,000 endpoints', '< 10 s', (r) => `${f(r.deleteNetwork10000EndpointsMs / 1000, 2)} s (${met(r.deleteNetwork10000EndpointsMs < 10_000)})`],
+  ['CPU per tslink container run + removed: plugin / commands it ran (ip, nsenter, the double)', '—', (r) => (r.cpuPerContainerMs ? `${f(r.cpuPerContainerMs.plugin)} / ${f(r.cpuPerContainerMs.commands)} ms` : 'not measured')],
+  ['CPU of one recovery of 50 nodes: plugin / commands finished', '—', (r) => (r.recovery50CpuMs ? `${f(r.recovery50CpuMs.plugin)} / ${f(r.recovery50CpuMs.commands)} ms` : 'not measured')],
   ['CreateNetwork p50 / p99 while 20 networks churn', 'p99 < 50 ms', (r) => `${f(r.createNetworkUnderChurnMs.median)} / ${f(r.createNetworkUnderChurnMs.p99)} ms (${met(r.createNetworkUnderChurnMs.p99 < 50)})`],
 ];
 
@@ -61,6 +67,24 @@ const lines = [
   ...results.map((r) => `- ${r.engine}: measured ${r.date}`),
   '',
 ];
+// The profile's evidence: where the plugin's own CPU went over 30 `docker run` + `rm`.
+for (const r of results) {
+  const p = r.profileSummary;
+  if (!p || !r.profile) continue;
+  lines.push(
+    `### CPU profile of the plugin, Docker ${r.engineVersion} (\`--cpu-prof\`, ${r.profile.containers} containers run and removed)`,
+    '',
+    `Wall ${f(r.profile.wallMs / 1000, 2)} s; the plugin's own CPU ${f(r.profile.pluginCpuMs)} ms (${f(r.profile.pluginCpuMs / r.profile.containers)} ms per container); ` +
+      `the commands it ran ${f(r.profile.commandsCpuMs)} ms (${f(r.profile.commandsCpuMs / r.profile.containers)} ms per container). Busy time in the profile by where the code lives:`,
+    '',
+    '| where | ms | share of busy |',
+    '|---|---|---|',
+    ...p.byArea.map((a) => `| ${a.area} | ${f(a.ms)} | ${f((100 * a.ms) / p.busyMs)} % |`),
+    '',
+    'Top functions by self time: ' + p.topFunctions.slice(0, 8).map((t) => `\`${t.fn}\` ${f(t.ms)} ms`).join('; ') + '.',
+    '',
+  );
+}
 const notes = join(ROOT, 'bench', 'NOTES.md');
 let extra = '';
 try {

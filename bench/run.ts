@@ -11,7 +11,9 @@
  *     CreateNetwork latency while 20 other networks change (direct protocol calls)
  * Writes bench/results-<engine>.json; bench/report.ts turns all results into BENCHMARKS.md.
  */
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { cpuMs, summarizeProfiles } from './cpu.js';
 import { join } from 'node:path';
 import {
   DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, mustDocker, percentile, pluginCall, tailscaleAddress, uniq, waitFor,
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
     // docker run -d, alternating which side goes first.
     const runs: Record<'tslink' | 'bridge', number[]> = { tslink: [], bridge: [] };
     const nodeUp: number[] = [];
+    const cpu0 = cpuMs(plugin.child!.pid!);
     for (let i = 0; i < 20; i++) {
       for (const [kind, n] of (i % 2 ? [['bridge', brnet], ['tslink', tsnet]] : [['tslink', tsnet], ['bridge', brnet]]) as ['tslink' | 'bridge', string][]) {
         const c = uniq(kind);
@@ -92,6 +95,10 @@ async function main(): Promise<void> {
         await mustDocker('rm', '-f', c);
       }
     }
+    const cpu1 = cpuMs(plugin.child!.pid!);
+    // Per tslink container (start and removal): the plugin's own CPU, and that of every command
+    // it ran and reaped (ip, iptables, nsenter, the double's tailscaled and tailscale CLI).
+    result['cpuPerContainerMs'] = { plugin: (cpu1.self - cpu0.self) / runs.tslink.length, commands: (cpu1.children - cpu0.children) / runs.tslink.length };
     result['dockerRunMs'] = { tslink: stats(runs.tslink), bridge: stats(runs.bridge), ratio: median(runs.tslink) / median(runs.bridge) };
     result['dockerRunToNodeUpMs'] = stats(nodeUp);
 
@@ -118,14 +125,19 @@ async function main(): Promise<void> {
     result['burst50ToAllRunningMs'] = performance.now() - b0;
     result['rss50NodesMb'] = rssMb(plugin.child!.pid!);
     const recoveries: number[] = [];
+    const recoveryCpu: { plugin: number; commands: number }[] = [];
     for (let i = 0; i < 5; i++) {
       await plugin.kill('SIGKILL');
       const t0 = performance.now();
       await plugin.start();
       await nodesRunning(plugin, burst, tsnet);
       recoveries.push(performance.now() - t0);
+      // Commands still running (the 50 tailscaled) are not counted: they are reaped later.
+      const c = cpuMs(plugin.child!.pid!);
+      recoveryCpu.push({ plugin: c.self, commands: c.children });
     }
     result['recovery50Ms'] = stats(recoveries);
+    result['recovery50CpuMs'] = { plugin: median(recoveryCpu.map((c) => c.plugin)), commands: median(recoveryCpu.map((c) => c.commands)) };
     await mustDocker('rm', '-f', ...burst);
 
     // Direct protocol calls on networks Docker does not know (IDs of our own).
@@ -165,6 +177,25 @@ async function main(): Promise<void> {
     stop = true;
     await Promise.all(churners);
     result['createNetworkUnderChurnMs'] = stats(creates);
+
+    // A CPU profile of the plugin over 30 `docker run` + `rm` (written when it exits).
+    const profDir = mkdtempSync(join(tmpdir(), 'tslink-prof-'));
+    await plugin.kill('SIGTERM');
+    await plugin.start({ NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` });
+    const p0 = cpuMs(plugin.child!.pid!);
+    const pw0 = performance.now();
+    for (let i = 0; i < 30; i++) {
+      const c = uniq('prof');
+      await mustDocker('run', '-d', '--name', c, '--network', tsnet, '--label', `tslink.hostname=prof-${i % 5}`, IMAGE, 'sleep', '60');
+      const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', c);
+      await waitFor('tailscale0', () => tailscaleAddress(pid), 10_000, 2);
+      await mustDocker('rm', '-f', c);
+    }
+    const p1 = cpuMs(plugin.child!.pid!);
+    result['profile'] = { containers: 30, wallMs: performance.now() - pw0, pluginCpuMs: p1.self - p0.self, commandsCpuMs: p1.children - p0.children };
+    await plugin.kill('SIGTERM');
+    result['profileSummary'] = summarizeProfiles(profDir);
+    await plugin.start();
 
     writeFileSync(join(ROOT, 'bench', `results-${ENGINE}.json`), JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
