@@ -194,14 +194,21 @@ export class Driver {
       // Read under the lock: a Delete that ran first leaves nothing for this Join to set up.
       const net = this.network(req.NetworkID);
       const ep = this.endpoint(req.NetworkID, req.EndpointID);
-      const configError = await this.lifecycle.checkJoin(ep, net);
-      if (configError) throw invalid(configError, 'TSLINK_LABEL_INVALID');
       const [netHost, epHost] = this.hostSpecs(net, ep);
-      try {
-        await this.host.setUpEndpoint(netHost, epHost);
-      } catch (e) {
-        this.log.error({ endpoint: shortId(ep.id), err: (e as Error).message }, 'join: host networking failed');
-        throw internal(`tslink: could not create the container's network interface: ${(e as Error).message}`);
+      // The label check (a container listing) and the link (one ip batch) do not depend on each
+      // other: Join takes the longer of the two, not their sum.
+      const [configError, failed] = await Promise.all([
+        this.lifecycle.checkJoin(ep, net),
+        this.host.setUpEndpoint(netHost, epHost).then(() => undefined, (e: Error) => e),
+      ]);
+      if (configError) {
+        // Refused: the container must not start half-configured, so the link goes again now.
+        if (!failed) await this.host.tearDownEndpoints([epHost]).catch((e: Error) => this.log.warn({ endpoint: shortId(ep.id), err: e.message }, 'join refused: link removal failed; DeleteEndpoint removes it'));
+        throw invalid(configError, 'TSLINK_LABEL_INVALID');
+      }
+      if (failed) {
+        this.log.error({ endpoint: shortId(ep.id), err: failed.message }, 'join: host networking failed');
+        throw internal(`tslink: could not create the container's network interface: ${failed.message}`);
       }
       // A patch, not a put: the binder may have bound the endpoint to its container meanwhile.
       const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;

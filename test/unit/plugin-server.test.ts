@@ -144,6 +144,34 @@ describe('plugin server', () => {
     assert.match(String((await call('NetworkDriver.CreateNetwork', tiny)).body['Err']), /subnet "10\.0\.0\.1\/32" is not an IPv4 network from \/1 to \/30/);
   });
 
+  it('checks the labels while it makes the link, and removes the link when the labels refuse the Join', async () => {
+    const store = new StateStore(tempDir());
+    await store.load();
+    const host = new FakeHostNetwork();
+    let linkWhileChecking = false;
+    const driver = new Driver(store, host, testSettings({ authKey: KEY }), captureLogger().log, {
+      checkJoin: async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        linkWhileChecking = host.links.size === 1;
+        return 'tslink: label tslink.serve.443="htps:80": "htps" is not a protocol';
+      },
+      joined: () => undefined,
+      leaving: async () => undefined,
+      deleted: async () => undefined,
+      operInfo: () => ({}),
+    });
+    const app = buildServer(driver, captureLogger().log);
+    const post = async (url: string, body: unknown) => app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+    await post('/NetworkDriver.CreateNetwork', createNetworkBody());
+    await post('/NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } });
+    const r = await post('/NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/0123456789ab' });
+    assert.equal(r.statusCode, 400);
+    assert.equal((JSON.parse(r.body) as { Code: string }).Code, 'TSLINK_LABEL_INVALID');
+    assert.ok(linkWhileChecking, 'the link was made while the labels were checked (Join costs the longer, not the sum)');
+    assert.deepEqual([...host.links], [], 'no link is left for a refused container');
+    assert.equal(store.endpoints.get(EP_ID)?.joinedAt, undefined, 'not joined');
+  });
+
   it('answers a host failure in Join with a 500 that says what failed', async () => {
     const { call, host } = await setup();
     await call('NetworkDriver.CreateNetwork', createNetworkBody());
