@@ -11,6 +11,7 @@ interface Result {
   rssIdleMb: number;
   dockerRunMs: { tslink: Stats; bridge: Stats; ratio: number };
   dockerRunToNodeUpMs: Stats;
+  dockerRunReturnToNodeUpMs?: Stats;
   joinHandlerMs: Stats;
   joinToReadyMs: Stats;
   churn100Ms: { tslink: number; bridge: number; ratio: number };
@@ -40,6 +41,7 @@ const rows: [string, string, (r: Result) => string][] = [
   ['`docker run -d` wall, median (tslink / bridge)', '≤ 1.05× bridge', (r) => `${f(r.dockerRunMs.tslink.median)} / ${f(r.dockerRunMs.bridge.median)} ms = ${f(r.dockerRunMs.ratio, 2)}× (${met(r.dockerRunMs.ratio <= 1.05)})`],
   ['Join handler p50 / p99 (plugin\'s own timing, n)', '≤ 5 / ≤ 20 ms', (r) => `${f(r.joinHandlerMs.median)} / ${f(r.joinHandlerMs.p99)} ms (${r.joinHandlerMs.n}) (${met(r.joinHandlerMs.median <= 5 && r.joinHandlerMs.p99 <= 20)})`],
   ['`docker run` → tailscale0 up (double), p50 / p99', 'p50 ≤ 100 ms', (r) => `${f(r.dockerRunToNodeUpMs.median)} / ${f(r.dockerRunToNodeUpMs.p99)} ms (${met(r.dockerRunToNodeUpMs.median <= 100)})`],
+  ['`docker run` returned → tailscale0 up (double), p50 / p99', 'p50 ≤ 100 ms (the goal read this way)', (r) => (r.dockerRunReturnToNodeUpMs ? `${f(r.dockerRunReturnToNodeUpMs.median)} / ${f(r.dockerRunReturnToNodeUpMs.p99)} ms (${met(r.dockerRunReturnToNodeUpMs.median <= 100)})` : 'not measured')],
   ['Join → namespace ready, p50 / p99', '—', (r) => `${f(r.joinToReadyMs.median)} / ${f(r.joinToReadyMs.p99)} ms`],
   ['churn of 100, 10 at a time (tslink / bridge)', '≤ 1.2× bridge', (r) => `${f(r.churn100Ms.tslink / 1000)} / ${f(r.churn100Ms.bridge / 1000)} s = ${f(r.churn100Ms.ratio, 2)}× (${met(r.churn100Ms.ratio <= 1.2)})`],
   ['burst of 50 `docker run` → all nodes running', '—', (r) => `${f(r.burst50ToAllRunningMs / 1000, 2)} s`],

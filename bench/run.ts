@@ -81,6 +81,7 @@ async function main(): Promise<void> {
     // docker run -d, alternating which side goes first.
     const runs: Record<'tslink' | 'bridge', number[]> = { tslink: [], bridge: [] };
     const nodeUp: number[] = [];
+    const nodeUpAfterReturn: number[] = [];
     const cpu0 = cpuMs(plugin.child!.pid!);
     for (let i = 0; i < 20; i++) {
       for (const [kind, n] of (i % 2 ? [['bridge', brnet], ['tslink', tsnet]] : [['tslink', tsnet], ['bridge', brnet]]) as ['tslink' | 'bridge', string][]) {
@@ -88,9 +89,11 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         runs[kind].push(await timed(() => mustDocker('run', '-d', '--name', c, '--network', n, '--label', `tslink.hostname=bench-${i}`, IMAGE, 'sleep', '60')));
         if (kind === 'tslink') {
+          const returned = performance.now();
           const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', c);
           await waitFor('tailscale0', () => tailscaleAddress(pid), 10_000, 2);
           nodeUp.push(performance.now() - t0);
+          nodeUpAfterReturn.push(performance.now() - returned);
         }
         await mustDocker('rm', '-f', c);
       }
@@ -101,6 +104,7 @@ async function main(): Promise<void> {
     result['cpuPerContainerMs'] = { plugin: (cpu1.self - cpu0.self) / runs.tslink.length, commands: (cpu1.children - cpu0.children) / runs.tslink.length };
     result['dockerRunMs'] = { tslink: stats(runs.tslink), bridge: stats(runs.bridge), ratio: median(runs.tslink) / median(runs.bridge) };
     result['dockerRunToNodeUpMs'] = stats(nodeUp);
+    result['dockerRunReturnToNodeUpMs'] = stats(nodeUpAfterReturn);
 
     const before = plugin.log().length;
     for (let i = 0; i < 100; i++) {
