@@ -7,6 +7,7 @@ import { EndpointBinder } from './docker/binder.js';
 import { ContainerCache } from './docker/container-cache.js';
 import type { DockerEvent } from './docker/events.js';
 import { stoppingContainer } from './docker/stop-signals.js';
+import { DELETE_REPLY_GAP_MS, miscountsConcurrentDeletes } from './docker/engine-quirks.js';
 import { NetnsReadiness } from './host/netns-readiness.js';
 import { shortId } from './util/short-id.js';
 import { TaskTracker } from './util/tasks.js';
@@ -134,12 +135,24 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       throw e;
     }
   };
+  // Each (re)connect may find another engine (dockerd upgraded and restarted meanwhile).
+  const checkEngine = async (): Promise<void> => {
+    const version = await docker.engineVersion!();
+    const gap = miscountsConcurrentDeletes(version) ? DELETE_REPLY_GAP_MS : 0;
+    if (gap !== driver.deleteReplies.gap) {
+      driver.deleteReplies.setGap(gap);
+      log.info({ engine: version, gapMs: gap }, gap ? 'this Docker miscounts endpoints deleted at once (fixed in 28.1): DeleteEndpoint replies are spaced' : 'DeleteEndpoint replies are not spaced');
+    }
+  };
   const events = new EventsWatcher(docker.openEvents, onEvent, log, {
     minBackoffMs: settings.eventsMinBackoffMs,
     maxBackoffMs: settings.eventsMaxBackoffMs,
     queueSize: settings.eventsQueueSize,
   }, {
-    connected: () => tasks.run('repair', repairOnce),
+    connected: () => {
+      tasks.run('repair', repairOnce);
+      tasks.run('engine version', checkEngine);
+    },
     disconnected: () => metrics.streamReconnecting(),
     dropped: () => metrics.eventDropped(),
     handled: (e, ok) => metrics.eventHandled(e, ok),

@@ -25,6 +25,8 @@ export interface DockerApi {
   openEvents: OpenEventStream;
   listContainers(opts: { createdOnly?: boolean; signal?: AbortSignal }): Promise<ContainerSummary[]>;
   inspectNetwork(id: string): Promise<NetworkSnapshot>;
+  /** The engine's version ("20.10.24+dfsg1"). */
+  engineVersion?(): Promise<string>;
 }
 
 export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
@@ -54,6 +56,10 @@ export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
           endpointId: n?.EndpointID ?? '',
         })),
       }));
+    },
+
+    async engineVersion() {
+      return String(((await docker.version()) as { Version?: string }).Version ?? '');
     },
 
     async inspectNetwork(id) {

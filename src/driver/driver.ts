@@ -4,6 +4,7 @@ import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, par
 import { contains, parseCidr, parseIpv4, parseNetwork, subnetHalves } from '../host/ipv4.js';
 import type { HostNetwork } from '../host/network.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
+import { ReplySpacer } from '../util/reply-spacer.js';
 import { coalesce } from '../util/coalesce.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
@@ -243,8 +244,12 @@ export class Driver {
     });
   }
 
+  /** Spaces DeleteEndpoint replies on engines that miscount endpoints deleted at once (engine-quirks.ts). */
+  readonly deleteReplies = new ReplySpacer();
+
   async deleteEndpoint(req: P.EndpointRequest): Promise<void> {
     await this.removeEndpoints([req.EndpointID]);
+    await this.deleteReplies.wait();
   }
 
   /** Removes an endpoint Docker will never delete (its container vanished while we were away). */
