@@ -92,10 +92,16 @@ async function hostObjects(n: NodeNo): Promise<string[]> {
   return found;
 }
 
+/** Tasks of every service (all on tslink networks here) that run on node N: each has one node. */
+async function tasksOn(n: NodeNo): Promise<number> {
+  const out = await on(1, 'node', 'ps', `tsw-n${n}`, '--filter', 'desired-state=running', '--format', '{{.CurrentState}}');
+  return out.split('\n').filter((l) => l.startsWith('Running')).length;
+}
+
 /**
  * What every user of the service gets, checked on every node: each running task has a running
  * node named for its slot (the hostname `tailscale up` was given), one tailscaled per task, and
- * nothing on a node beyond its tasks (no stray daemon, status or link).
+ * nothing on a node beyond the tasks running there (no stray daemon, status or link).
  */
 async function assertServiceNodes(service: string, replicas: number, what: string, prefix = 'web'): Promise<Task[]> {
   const tasks = await waitFor(`${what}: ${replicas} tasks running with running nodes`, async () => {
@@ -106,7 +112,7 @@ async function assertServiceNodes(service: string, replicas: number, what: strin
       if (s?.state !== 'running') return undefined;
     }
     for (const n of NODES) {
-      const here = t.filter((x) => x.node === n).length;
+      const here = await tasksOn(n);
       if (statuses(n).length !== here || (await daemonsOn(n)) !== here) return undefined;
     }
     return t;
@@ -118,7 +124,7 @@ async function assertServiceNodes(service: string, replicas: number, what: strin
     assert.equal(upHostnames(task.node, hostname).at(-1), hostname, `${what}: tailscale up on tsw-n${task.node} was given ${hostname}`);
   }
   for (const n of NODES) {
-    const here = tasks.filter((x) => x.node === n).length;
+    const here = await tasksOn(n);
     const links = (await hostObjects(n)).filter((o) => o.startsWith('link'));
     assert.equal(links.length, here, `${what}: tsw-n${n} has one link per task: ${links.join(', ')}`);
   }
