@@ -31,8 +31,8 @@ sock() { echo "$base/n$1/docker.sock"; }
 ns_pids() { ip netns pids "$1" 2>/dev/null | tr '\n' ' ' || true; }
 
 down() {
-  local n
-  for n in 1 2 3; do terminate "$(ns_pids "tsw-n$n")" 20; done
+  # All nodes at once: each dockerd is its namespace's init, so its end ends everything there.
+  terminate "$(ns_pids tsw-n1) $(ns_pids tsw-n2) $(ns_pids tsw-n3)" 20
   terminate "$(ns_pids "$hub")" 5
   for n in tsw-n1 tsw-n2 tsw-n3 "$hub"; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$base"
@@ -85,7 +85,10 @@ up() {
   printf 'version: 0.1\nlog: { level: error }\nstorage: { filesystem: { rootdirectory: %s } }\nhttp: { addr: %s }\n' \
     "$base/registry/data" "$registry" >"$base/registry/config.yml"
   ip netns exec "$hub" setsid docker-registry serve "$base/registry/config.yml" </dev/null >"$base/registry/log" 2>&1 9>&- &
-  for n in 1 2 3; do start_node "$n" "$v"; done
+  # The nodes start side by side; each failure is reported by its own start_node.
+  local pids=()
+  for n in 1 2 3; do start_node "$n" "$v" & pids+=($!); done
+  for n in "${pids[@]}"; do wait "$n" || die "a node did not start"; done
 
   # The plugin goes through the registry, as the README installs it on each node.
   if [ -z "$bundle" ]; then

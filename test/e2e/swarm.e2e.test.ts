@@ -164,7 +164,7 @@ describe(`Docker Swarm services on a 3-node swarm, Docker ${ENGINE}`, { skip }, 
 
   it('keeps every slot\'s hostname through a rolling update', async () => {
     const before = await runningTasks('web');
-    await on(1, 'service', 'update', '-d', '--force', '--update-parallelism', '2', '--update-delay', '0s', 'web');
+    await on(1, 'service', 'update', '-d', '--force', '--update-parallelism', '3', '--update-delay', '0s', 'web');
     await waitFor('every task replaced', async () => {
       const now = await runningTasks('web');
       return now.length === 6 && now.every((t) => !before.some((b) => b.id === t.id)) ? true : undefined;
