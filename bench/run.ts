@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     // A CPU profile of the plugin over 30 `docker run` + `rm` (written when it exits).
     const profDir = mkdtempSync(join(tmpdir(), 'tslink-prof-'));
     await plugin.kill('SIGTERM');
-    await plugin.start({ NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` });
+    await plugin.start({}, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
     const p0 = cpuMs(plugin.child!.pid!);
     const pw0 = performance.now();
     for (let i = 0; i < 30; i++) {

@@ -67,11 +67,12 @@ export class PluginProcess {
     this.logFile = join(dataDir, '..', `${dataDir.split('/').pop()}.plugin.log`);
   }
 
-  async start(extraEnv: Record<string, string> = {}): Promise<void> {
+  /** `nodeArgs`: options for node itself (e.g. --cpu-prof, which NODE_OPTIONS may not carry). */
+  async start(extraEnv: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<void> {
     // The log is appended across restarts: wait for this start's own "serving" line.
     const servingBefore = this.log().split('"tslink serving"').length;
     const fd = openSync(this.logFile, 'a');
-    this.child = spawn(process.execPath, [CLI, 'serve'], {
+    this.child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
       env: {
         ...process.env,
         TS_DATA_DIR: this.dataDir,
