@@ -39,7 +39,8 @@ export interface App {
 }
 
 /** Starts of recovered endpoints are spread over this window: a host reboot brings all at once. */
-const RECOVERY_JITTER_MS = 500;
+// Small: a resumed node costs one status call, and the 2 cores are the real limit, not bursts.
+const RECOVERY_JITTER_MS = 200;
 /** How often the full listing repairs what events missed (dropped events, stream gaps). */
 const REPAIR_INTERVAL_MS = 60_000;
 /** How long a stop waits for background work (node starts, drains, repairs) to finish. */
