@@ -123,17 +123,23 @@ describe('serve plan', () => {
   });
 });
 
+/** A node manager on an empty data directory, with no usable Tailscale (a start records a failed status). */
+async function managerWithoutTailscale() {
+  const { NodeManager } = await import('../../src/node/manager.js');
+  const { StateStore } = await import('../../src/state/store.js');
+  const { captureLogger, tempDir, testSettings } = await import('./fakes.js');
+  const dir = tempDir();
+  const store = new StateStore(dir);
+  await store.load();
+  const nodes = new NodeManager(store, testSettings({ dataDir: dir }), async () => ({ code: 0, stdout: '', stderr: '' }), new Error('none'), captureLogger().log);
+  return { dir, store, nodes };
+}
+
 describe('garbage collection', () => {
   it('removes what no endpoint uses, never a write in flight or a persistent identity', async () => {
     const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
     const { join } = await import('node:path');
-    const { NodeManager } = await import('../../src/node/manager.js');
-    const { StateStore } = await import('../../src/state/store.js');
-    const { captureLogger, tempDir, testSettings } = await import('./fakes.js');
-    const dir = tempDir();
-    const store = new StateStore(dir);
-    await store.load();
-    const nodes = new NodeManager(store, testSettings({ dataDir: dir }), async () => ({ code: 0, stdout: '', stderr: '' }), new Error('none'), captureLogger().log);
+    const { dir, nodes } = await managerWithoutTailscale();
     for (const d of ['status', 'run/abcdefabcdef', 'by-hostname/eph', 'by-hostname/keep']) mkdirSync(join(dir, d), { recursive: true });
     writeFileSync(join(dir, 'status', 'f'.repeat(64) + '.json'), '{}');
     writeFileSync(join(dir, 'status', '.1234.5.tmp'), '');
@@ -148,12 +154,7 @@ describe('garbage collection', () => {
 
 describe('node manager', () => {
   it('starts no node for an endpoint whose Leave has begun, until Docker joins it again', async () => {
-    const { NodeManager } = await import('../../src/node/manager.js');
-    const { StateStore } = await import('../../src/state/store.js');
-    const { captureLogger, tempDir, testSettings } = await import('./fakes.js');
-    const dir = tempDir();
-    const store = new StateStore(dir);
-    await store.load();
+    const { store, nodes } = await managerWithoutTailscale();
     const net = { id: 'n'.repeat(64), createdAt: '', subnet: '10.0.0.0/24', gateway: '10.0.0.1', mtu: 1500, config: { ephemeral: false, mtu: 1500 } };
     const ep = {
       id: 'e'.repeat(64), networkId: net.id, address: '10.0.0.2', prefixLen: 24, hostIf: 'tshx', containerIf: 'tscx', createdAt: '',
@@ -163,7 +164,6 @@ describe('node manager', () => {
     await store.putNetwork(net);
     await store.putEndpoint(ep);
     // No usable tailscale: a start shows as a failed status, which is what this test watches for.
-    const nodes = new NodeManager(store, testSettings({ dataDir: dir }), async () => ({ code: 0, stdout: '', stderr: '' }), new Error('none'), captureLogger().log);
     await nodes.leave(ep.id);
     await nodes.ready(ep, net);
     assert.equal(nodes.statuses.get(ep.id), undefined, 'a start decided before the Leave does nothing');
