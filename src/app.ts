@@ -28,6 +28,8 @@ import { DEFAULT_RESTART_POLICY } from './node/restart-policy.js';
 import { buildServer } from './driver/server.js';
 import { claimSocketPath, restrictSocket } from './driver/socket.js';
 import { StateStore } from './state/store.js';
+import { ownDataDir } from './state/data-dir-owner.js';
+import { Leftovers } from './node/daemon-ownership.js';
 
 export interface App {
   server: FastifyInstance;
@@ -52,6 +54,10 @@ const SETTLE_REPAIR_MS = 10_000;
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
   // Everything tslink writes (state, keys, logs) is for root's eyes only.
   process.umask(0o077);
+  const owner = await ownDataDir(settings.dataDir, log);
+  // Taken while no other tslink can start a daemon here: every leftover is in this one scan.
+  const leftovers = await Leftovers.find();
+  if (leftovers.count) log.warn({ count: leftovers.count }, 'found tailscaled left by an earlier plugin process: each is stopped before its node starts again');
   const store = new StateStore(settings.dataDir);
   // A record with values that could never reach a host command is quarantined, never fatal.
   for (const bad of await store.load({ network: (n) => void networkHost(n), endpoint: (e) => void endpointHost(e) })) log.error(bad, 'state file quarantined');
@@ -76,7 +82,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     drainWaitMs: settings.drainWaitMs,
     pollMs: settings.statusPollMs,
     restart: { ...DEFAULT_RESTART_POLICY, cooldownMs: settings.crashCooldownMs },
-  }, (prev, next) => metrics.nodeStatus(prev, next, store.endpoints.get(next.endpoint)?.joinedAt));
+  }, (prev, next) => metrics.nodeStatus(prev, next, store.endpoints.get(next.endpoint)?.joinedAt), leftovers);
   const tasks = new TaskTracker(log);
 
   // The life of an endpoint, top to bottom: Docker's Join → binder (which container, which
@@ -212,6 +218,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       const left = await tasks.close(CLOSE_DEADLINE_MS);
       if (left) log.warn({ tasks: left }, 'stopping with background work still running');
       await nodes.shutdown();
+      await owner.release();
     },
   };
 }

@@ -16,19 +16,59 @@ async function startTime(pid: number, proc: string): Promise<string | undefined>
 }
 
 /**
- * The tailscaled processes that run on a state directory, found by their command line: a
- * daemon left by an earlier plugin process (kill -9, a crash) that must not share the node's
- * identity with a new one.
+ * Every tailscaled on the machine by the state directory on its command line (a real daemon, or
+ * one started through an interpreter). The reads run at once: a scan costs one read per process.
  */
-export async function daemonsOn(stateDir: string, proc = '/proc'): Promise<number[]> {
-  const want = `--statedir=${stateDir}`;
-  const pids: number[] = [];
-  for (const name of await readdir(proc).catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name)) continue;
-    const argv = (await readFile(join(proc, name, 'cmdline'), 'utf8').catch(() => '')).split('\0');
-    if (argv.includes(want) && argv.some((a) => /(^|\/)tailscaled$/.test(a))) pids.push(Number(name));
+export async function scanDaemons(proc = '/proc'): Promise<Map<string, number[]>> {
+  const names = (await readdir(proc).catch(() => [] as string[])).filter((n) => /^\d+$/.test(n));
+  const found = new Map<string, number[]>();
+  await Promise.all(
+    names.map(async (name) => {
+      const argv = (await readFile(join(proc, name, 'cmdline'), 'utf8').catch(() => '')).split('\0');
+      if (!argv.some((a) => /(^|\/)tailscaled$/.test(a))) return;
+      for (const a of argv) {
+        if (!a.startsWith('--statedir=')) continue;
+        const dir = a.slice('--statedir='.length);
+        found.set(dir, [...(found.get(dir) ?? []), Number(name)]);
+      }
+    }),
+  );
+  return found;
+}
+
+/**
+ * The tailscaled left on state directories by earlier plugin processes (kill -9, a crash), found
+ * by one scan of /proc when this process takes the data directory: such a daemon must not share
+ * its node's identity with a new one. One scan is enough because the data directory lock admits
+ * one live tslink at a time, so no daemon on it appears later except this process's own. (A scan
+ * per node start cost a recovery of 50 nodes 50 full reads of /proc.)
+ */
+export class Leftovers {
+  private constructor(private readonly found: Map<string, number[]>) {}
+
+  static async find(proc = '/proc'): Promise<Leftovers> {
+    return new Leftovers(await scanDaemons(proc));
   }
-  return pids;
+
+  static none(): Leftovers {
+    return new Leftovers(new Map());
+  }
+
+  get count(): number {
+    return [...this.found.values()].reduce((n, pids) => n + pids.length, 0);
+  }
+
+  /** The leftovers on `stateDir`, once: the caller stops them (stopProcesses checks they are the same processes). */
+  take(stateDir: string): number[] {
+    const pids = this.found.get(stateDir) ?? [];
+    this.found.delete(stateDir);
+    return pids;
+  }
+
+  /** Every leftover not on one of `keep`, once (nodes no endpoint uses any more). */
+  takeAllBut(keep: ReadonlySet<string>): number[] {
+    return [...this.found.keys()].filter((d) => !keep.has(d)).flatMap((d) => this.take(d));
+  }
 }
 
 /** Stops processes the way a real tailscaled can clean up: SIGTERM, then SIGKILL after `graceMs`. */
@@ -56,7 +96,14 @@ export async function stopProcesses(pids: readonly number[], graceMs: number, pr
   }
 }
 
-export class StateDirHeld extends Error {}
+export class StateDirHeld extends Error {
+  constructor(
+    message: string,
+    readonly pid?: number,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * A lock file in a node's state directory, held by the supervisor for its life: two tailscaled
@@ -69,6 +116,7 @@ export class StateDirLock {
   constructor(
     private readonly file: string,
     private readonly proc = '/proc',
+    private readonly what = 'the node\'s state',
   ) {}
 
   async acquire(): Promise<void> {
@@ -86,8 +134,8 @@ export class StateDirLock {
       }
       const [pid = '', start = ''] = (await readFile(this.file, 'utf8').catch(() => '')).split(' ');
       const live = pid !== '' && (await startTime(Number(pid), this.proc)) === start;
-      if (live && `${pid} ${start}` !== me) throw new StateDirHeld(`the node's state is in use by another tslink process (pid ${pid})`);
-      if (live) throw new StateDirHeld('the node\'s state is in use by another endpoint in this plugin');
+      if (live && `${pid} ${start}` !== me) throw new StateDirHeld(`${this.what} is in use by another tslink process (pid ${pid})`, Number(pid));
+      if (live) throw new StateDirHeld(`${this.what} is in use by another endpoint in this plugin`, process.pid);
       await rm(this.file, { force: true }); // stale: its owner is gone
     }
     throw new StateDirHeld('could not take the state directory lock');

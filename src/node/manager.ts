@@ -1,3 +1,4 @@
+import { Leftovers, stopProcesses } from './daemon-ownership.js';
 import { shortId } from '../util/short-id.js';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.j
 import { IdentityLocks } from './identity-locks.js';
 import { StatusFiles, type NodeStatus } from './status.js';
 import { NodeSupervisor } from './supervisor.js';
-import type { SupervisorOptions } from './supervisor-options.js';
+import { DEFAULT_SUPERVISOR_OPTIONS, type SupervisorOptions } from './supervisor-options.js';
 import { nodeSpec } from './node-config.js';
 import { TailscaleCli } from './tailscale-cli.js';
 import type { TailscaleBinaries } from './tailscale-binaries.js';
@@ -47,6 +48,8 @@ export class NodeManager {
     private readonly options: Partial<SupervisorOptions> = {},
     /** Told of every status change (metrics). */
     private readonly statusChanged: (prev: NodeStatus | undefined, next: NodeStatus) => void = () => undefined,
+    /** tailscaled processes an earlier plugin process left (data-dir-owner.ts found them at start). */
+    private readonly leftovers: Leftovers = Leftovers.none(),
   ) {
     this.files = new StatusFiles(settings.dataDir);
   }
@@ -112,6 +115,7 @@ export class NodeManager {
           // no tailscaled outlives its owner and keeps a removed container's namespace alive.
           spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
         prepareNamespace: () => blockTailnetOutsideTailscale(this.run, netns),
+        leftovers: this.leftovers,
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,
         onStatus: (s) => this.record(s),
@@ -214,6 +218,13 @@ export class NodeManager {
     const liveShort = new Set(eps.map((e) => shortId(e.id)));
     const liveIds = new Set(eps.map((e) => e.id));
     const liveHostnames = new Set([...eps.flatMap((e) => (e.config ? [e.config.hostname] : [])), ...[...this.sups.values()].map((s) => s.spec.hostname)]);
+    // A daemon left on a node no endpoint uses (its container was removed while no plugin ran)
+    // keeps that container's namespace alive: stop it before its state may go.
+    const strays = this.leftovers.takeAllBut(new Set([...liveHostnames].map((h) => this.stateDir(h))));
+    if (strays.length) {
+      this.log.warn({ pids: strays }, 'stopping tailscaled left by an earlier plugin process for nodes no endpoint uses');
+      await stopProcesses(strays, this.options.stopGraceMs ?? DEFAULT_SUPERVISOR_OPTIONS.stopGraceMs);
+    }
     const removed: string[] = [];
     const sweep = async (dir: string, keep: (name: string) => boolean, shouldGo: (path: string) => Promise<boolean> = async () => true): Promise<void> => {
       for (const name of await readdir(join(this.settings.dataDir, dir)).catch(() => [] as string[])) {

@@ -11,7 +11,7 @@ import { type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
 import { servePlan, type NodeSpec } from './node-config.js';
 import { WIREGUARD_PORT } from '../config/tailnet.js';
 import { socketIsLive } from '../util/socket-probe.js';
-import { StateDirHeld, StateDirLock, daemonsOn, stopProcesses } from './daemon-ownership.js';
+import { type Leftovers, StateDirHeld, StateDirLock, stopProcesses } from './daemon-ownership.js';
 import { shortId } from '../util/short-id.js';
 import type { NodeState, NodeStatus } from './status.js';
 
@@ -26,6 +26,8 @@ export interface SupervisorDeps {
   spawnDaemon(args: string[]): ChildProcess;
   /** Readies the container's namespace before each daemon start (best effort). */
   prepareNamespace?(): Promise<void>;
+  /** The daemons earlier plugin processes left, found once at start. */
+  leftovers?: Leftovers;
   cli: TailscaleCli;
   /** The key to log in with, read only when the state has no login. */
   authKey(): string | undefined;
@@ -147,7 +149,7 @@ export class NodeSupervisor {
     }
     if (this.stopping) return this.lock.release();
     // A daemon left on this state by an earlier plugin process would share the node's key.
-    const leftovers = await daemonsOn(this.paths.stateDir);
+    const leftovers = this.deps.leftovers?.take(this.paths.stateDir) ?? [];
     if (leftovers.length) {
       this.log.warn({ pids: leftovers }, 'stopping a tailscaled left by an earlier plugin process');
       await stopProcesses(leftovers, this.opts.stopGraceMs);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StateDirHeld, StateDirLock, daemonsOn, stopProcesses } from '../../src/node/daemon-ownership.js';
+import { Leftovers, StateDirHeld, StateDirLock, stopProcesses } from '../../src/node/daemon-ownership.js';
 import { tempDir } from './fakes.js';
 
 const alive = (pid: number): boolean => {
@@ -27,7 +27,14 @@ describe('daemon ownership', () => {
     fake(12, ['/usr/bin/tailscaled', '--statedir=/data/by-hostname/web2']);
     fake(13, ['/bin/sh', '-c', 'echo --statedir=/data/by-hostname/web']);
     writeFileSync(join(proc, 'self'), '');
-    assert.deepEqual((await daemonsOn('/data/by-hostname/web', proc)).sort(), [10, 11]);
+    fake(14, ['/usr/bin/tailscaled', '--statedir=/data/by-hostname/gone']);
+    const left = await Leftovers.find(proc);
+    assert.equal(left.count, 4);
+    assert.deepEqual(left.take('/data/by-hostname/web').sort(), [10, 11]);
+    assert.deepEqual(left.take('/data/by-hostname/web'), [], 'each leftover is handed out once');
+    assert.deepEqual(left.take('/data/by-hostname/x'), []);
+    assert.deepEqual(left.takeAllBut(new Set(['/data/by-hostname/web2'])), [14], 'the GC gets the leftovers of nodes no endpoint uses');
+    assert.deepEqual(left.take('/data/by-hostname/web2'), [12]);
   });
 
   it('stops with SIGTERM first and SIGKILL only what outlives the grace period', async () => {

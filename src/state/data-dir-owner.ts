@@ -1,0 +1,31 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StateDirHeld, StateDirLock } from '../node/daemon-ownership.js';
+import type { Logger } from '../util/log.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Makes this process the one tslink serving `dataDir`. Two would start two daemons per node and
+ * fight over the same host rules; it is also what lets a start find every leftover tailscaled
+ * with one scan. A predecessor still shutting down (its close waits up to 10 s for its work) is
+ * waited for, up to `waitMs`; a lock whose owner died (kill -9, a reboot) is taken over.
+ */
+export async function ownDataDir(dataDir: string, log: Logger, waitMs = 15_000, proc = '/proc'): Promise<StateDirLock> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const lock = new StateDirLock(join(dataDir, 'tslink.lock'), proc, `the data directory ${dataDir}`);
+  const deadline = Date.now() + waitMs;
+  for (let told = false; ; told = true) {
+    try {
+      await lock.acquire();
+      return lock;
+    } catch (e) {
+      if (!(e instanceof StateDirHeld)) throw e;
+      if (Date.now() >= deadline) {
+        throw new Error(`tslink: ${e.message} and it did not stop within ${waitMs / 1000} s; stop it first (two would run two tailscaled per node and fight over the host's rules)`);
+      }
+      if (!told) log.warn({ pid: e.pid, dataDir }, 'waiting for the tslink process that uses this data directory to stop');
+      await sleep(200);
+    }
+  }
+}
