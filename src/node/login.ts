@@ -64,6 +64,7 @@ export async function logIn(i: LoginInput): Promise<LoginOutcome> {
     if (c.permanent) return { kind: 'stopped', state: c.state, lastError: `tailscale up: ${text}` };
     throw new CliError('up', r);
   }
-  await writeFileAtomic(join(i.stateDir, LAST_UP), wanted);
+  // Lost in a power cut, the next start runs `up` again: no fsync.
+  await writeFileAtomic(join(i.stateDir, LAST_UP), wanted, 0o600, { durable: false });
   return { kind: 'up', status: await i.cli.status() };
 }

@@ -148,7 +148,8 @@ export class NodeManager {
     const loginServer = sup.spec.loginServer ?? '';
     const moved = old !== undefined && old.loginServer !== undefined && old.loginServer !== loginServer;
     const marker: Marker = { ephemeral: sup.spec.ephemeral, network: sup.spec.networkId, endpoint: sup.spec.endpointId, updatedAt: new Date().toISOString(), loginServer, service: sup.spec.service };
-    await writeFileAtomic(join(dir, MARKER), JSON.stringify(marker));
+    // Lost in a power cut, the marker only makes the GC keep the state (no marker: not ours).
+    await writeFileAtomic(join(dir, MARKER), JSON.stringify(marker), 0o600, { durable: false });
     if (moved) this.log.warn({ endpoint: shortId(sup.spec.endpointId), hostname: sup.spec.hostname, from: old.loginServer || 'Tailscale', to: loginServer || 'Tailscale' }, 'the node moves to another control server: it logs in again');
     sup.start(delayMs, { forceReauth: moved, staleService: old?.service !== sup.spec.service ? old?.service : undefined, resume });
   }

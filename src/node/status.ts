@@ -54,7 +54,8 @@ export class StatusFiles {
       await this.ready;
       const s = this.latest.get(endpoint);
       const file = join(this.dir, `${endpoint}.json`);
-      if (s) await writeFileAtomic(file, JSON.stringify(s, null, 2), 0o600);
+      // A status is rewritten at every change and at start: it needs no fsync.
+      if (s) await writeFileAtomic(file, JSON.stringify(s, null, 2), 0o600, { durable: false });
       else await rm(file, { force: true });
     });
   }

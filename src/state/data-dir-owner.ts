@@ -20,7 +20,10 @@ export async function ownDataDir(dataDir: string, log: Logger, waitMs = 15_000, 
       await lock.acquire();
       return lock;
     } catch (e) {
-      if (!(e instanceof StateDirHeld)) throw e;
+      if (!(e instanceof StateDirHeld)) {
+        const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        throw new Error(`tslink: cannot take the data directory ${dataDir} (${code}); check that it is writable and not full`);
+      }
       if (Date.now() >= deadline) {
         throw new Error(`tslink: ${e.message} and it did not stop within ${waitMs / 1000} s; stop it first (two would run two tailscaled per node and fight over the host's rules)`);
       }
