@@ -1,4 +1,4 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { scrubSecrets } from '../util/log.js';
@@ -8,6 +8,17 @@ import { CliError, upArgs, type TailscaleCli, type TailscaleStatus } from './tai
 
 /** In the state directory: the settings of the identity's last successful `up` (never a key). */
 const LAST_UP = 'tslink-up.json';
+/**
+ * tailscaled's state with --statedir (statePathOrDefault in cmd/tailscaled). The daemon writes it
+ * when it starts (an empty store is "{}") and never deletes it: absent before a start, the
+ * identity has never run.
+ */
+const STATE_FILE = 'tailscaled.state';
+
+/** Asked before the daemon starts (it creates the file): true when the identity never ran. */
+export async function isFreshIdentity(stateDir: string): Promise<boolean> {
+  return access(join(stateDir, STATE_FILE)).then(() => false, () => true);
+}
 /** Backend states of a logged-in node that tailscaled brings back by itself. */
 const RESUMABLE = new Set(['Running', 'Starting']);
 
@@ -22,6 +33,8 @@ export interface LoginInput {
   forceReauth: boolean;
   /** The node ran before (a plugin restart, a crash): it may resume from its state without `up`. */
   resume: boolean;
+  /** isFreshIdentity() before this daemon started: no login to ask the daemon about. */
+  fresh: boolean;
 }
 
 export type LoginOutcome =
@@ -37,7 +50,8 @@ export type LoginOutcome =
  * nodes then costs one status call each). A transient failure throws (the daemon is restarted).
  */
 export async function logIn(i: LoginInput): Promise<LoginOutcome> {
-  const st = await i.cli.status();
+  // An identity whose state file did not exist has no login: no status call is needed to know.
+  const st: TailscaleStatus = i.fresh ? { BackendState: 'NoState' } : await i.cli.status();
   const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState' || i.forceReauth;
   const settings = { hostname: i.spec.hostname, tags: i.spec.tags, loginServer: i.spec.loginServer, timeoutSec: i.upTimeoutSec };
   const wanted = JSON.stringify(upArgs(settings));

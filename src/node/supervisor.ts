@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
-import { logIn } from './login.js';
+import { isFreshIdentity, logIn } from './login.js';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
@@ -161,6 +161,8 @@ export class NodeSupervisor {
     // stop() may have run during any await above; it found no daemon to stop, so none may start
     // now (a daemon started here would outlive its endpoint).
     if (this.stopping) return this.lock.release();
+    const fresh = await isFreshIdentity(this.paths.stateDir);
+    if (this.stopping) return this.lock.release();
     const child = this.deps.spawnDaemon([
       `--statedir=${this.paths.stateDir}`,
       `--socket=${this.paths.socket}`,
@@ -191,7 +193,7 @@ export class NodeSupervisor {
       if (this.child === child && !this.stopping) child.kill('SIGKILL');
       return;
     }
-    await this.configure(child);
+    await this.configure(child, fresh);
   }
 
   private async waitForSocket(child: ChildProcess): Promise<boolean> {
@@ -205,11 +207,11 @@ export class NodeSupervisor {
     return false;
   }
 
-  private async configure(child: ChildProcess): Promise<void> {
+  private async configure(child: ChildProcess, fresh: boolean): Promise<void> {
     try {
       const o = await logIn({
         spec: this.spec, stateDir: this.paths.stateDir, runDir: this.paths.runDir, cli: this.deps.cli, authKey: this.deps.authKey,
-        upTimeoutSec: this.opts.upTimeoutSec, forceReauth: this.forceReauth, resume: this.resume,
+        upTimeoutSec: this.opts.upTimeoutSec, forceReauth: this.forceReauth, resume: this.resume, fresh,
       });
       if (o.kind === 'stopped') {
         this.set(o.state, { lastError: o.lastError });

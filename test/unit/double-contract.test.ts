@@ -380,7 +380,7 @@ class Daemon {
   }
 
   state(): { advertised: string[]; serve: Record<string, unknown> } {
-    return JSON.parse(readFileSync(join(this.stateDir, 'double-state.json'), 'utf8')) as never;
+    return JSON.parse(readFileSync(join(this.stateDir, 'tailscaled.state'), 'utf8')) as never;
   }
 
   /** The IPv4 addresses on tailscale0 in the daemon's own network namespace. */

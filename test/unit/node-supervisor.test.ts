@@ -66,6 +66,11 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
   const statuses: NodeStatus[] = [];
   const daemons: FakeDaemon[] = [];
   const paths = { stateDir: join(dir, 'state'), runDir: join(dir, 'run'), socket: join(dir, 'run', 'ts.sock'), logFile: join(dir, 'ts.log') };
+  // A logged-in identity has run before: its daemon's state file exists.
+  if (script.backend !== 'NeedsLogin' && script.backend !== 'NoState') {
+    mkdirSync(paths.stateDir, { recursive: true });
+    writeFileSync(join(paths.stateDir, 'tailscaled.state'), '{}');
+  }
   const { log } = captureLogger();
   const sup = new NodeSupervisor(
     { endpointId: 'e'.repeat(64), networkId: 'n'.repeat(64), sandboxKey: '/run/docker/netns/x', hostname: 'web', tags: ['tag:web'], ephemeral: false, serve: [], direct: true, ...spec },
@@ -73,6 +78,9 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
     {
       spawnDaemon: (args) => {
         const socket = args.find((a) => a.startsWith('--socket='))!.slice('--socket='.length);
+        // As the real daemon: its FileStore writes the state file at start when there is none.
+        const state = join(args.find((a) => a.startsWith('--statedir='))!.slice('--statedir='.length), 'tailscaled.state');
+        if (!existsSync(state)) writeFileSync(state, '{}');
         const d = new FakeDaemon(socket, script.crashAfterMs);
         daemons.push(d);
         return d as unknown as ChildProcess;
@@ -114,6 +122,19 @@ describe('node supervisor', () => {
     await t.sup.stop({ logout: false });
     assert.equal(t.sup.status.state, 'stopped');
     assert.ok(!existsSync(t.paths.runDir));
+  });
+
+  it('asks a never-run identity no status before `up`, and asks it again once its state exists', async () => {
+    const t = setup({ backend: 'NeedsLogin', crashAfterMs: 150 });
+    t.sup.start();
+    await t.until('running', () => t.sup.status.state === 'running');
+    assert.deepEqual(t.calls.map((c) => c[0]), ['up', 'status'], 'no state file before the start: straight to up with the key');
+    assert.equal(t.keyFiles.length, 1);
+    // The daemon dies; the next one starts on the state the first wrote.
+    await t.until('restarted and running', () => t.daemons.length === 2 && t.sup.status.state === 'running');
+    assert.deepEqual(t.calls.slice(2).map((c) => c[0]).slice(0, 1), ['status'], 'a used identity is asked whether it is logged in');
+    assert.equal(t.keyFiles.length, 1, 'logged in: no key the second time');
+    await t.sup.stop({ logout: false });
   });
 
   it('logs a logged-in node in anew, with the key, when it moves to another control server', async () => {
