@@ -49,7 +49,8 @@ const identity = (n: NetworkRecord): string => JSON.stringify([n.subnet, n.gatew
 export class Driver {
   private readonly locks = new KeyedMutex();
   private readonly deleting = new Set<string>();
-  private readonly syncRules: () => Promise<void>;
+  private readonly addRules: () => Promise<void>;
+  private readonly removeRules: () => Promise<void>;
 
   constructor(
     private readonly store: StateStore,
@@ -58,8 +59,10 @@ export class Driver {
     private readonly log: Logger,
     private readonly lifecycle: EndpointLifecycle = NO_LIFECYCLE,
   ) {
-    // One rules sync serves every network change that arrives while another is running.
-    this.syncRules = coalesce(() => this.host.syncRules(this.validNetworks()));
+    // One rules sync serves every network change that arrives while another is running, and a
+    // new network's rule never waits for the (slow) removal of old ones: two lanes.
+    this.addRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'add' }));
+    this.removeRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'remove' }));
   }
 
   capabilities(): P.CapabilitiesResponse {
@@ -86,13 +89,19 @@ export class Driver {
         if (identity(existing) === identity(rec)) return; // Docker may repeat a create
         throw conflict(`tslink: network ${shortId(rec.id)} exists already with other settings; it is kept as it is`);
       }
-      await this.store.putNetwork(rec);
-      try {
-        await this.syncRules();
-      } catch (e) {
+      // The record (two fsyncs) and the rules (an iptables-restore) do not wait for each other:
+      // putNetwork puts the record in memory at once, where the rules sync reads it.
+      const [saved, synced] = await Promise.allSettled([this.store.putNetwork(rec), this.addRules()]);
+      if (saved.status === 'rejected') {
+        // The store took the record back out of memory: take its rule back out too.
+        if (synced.status === 'fulfilled') await this.removeRules().catch((e: Error) => this.log.warn({ network: shortId(rec.id), err: e.message }, 'network not saved: its rule stays until the next rules sync'));
+        throw saved.reason;
+      }
+      if (synced.status === 'rejected') {
+        const e = synced.reason as Error;
         await this.store.deleteNetwork(rec.id);
-        this.log.error({ network: shortId(rec.id), err: (e as Error).message }, 'network rules failed');
-        throw internal(`tslink: could not set up NAT and filter rules for the network: ${(e as Error).message}; check that iptables works on the host`);
+        this.log.error({ network: shortId(rec.id), err: e.message }, 'network rules failed');
+        throw internal(`tslink: could not set up NAT and filter rules for the network: ${e.message}; check that iptables works on the host`);
       }
     });
     this.log.info({ network: shortId(rec.id), subnet: rec.subnet, mtu: rec.mtu, tags: rec.config.tags, ephemeral: rec.config.ephemeral }, 'network created');
@@ -148,7 +157,7 @@ export class Driver {
         const rec = this.store.networks.get(id)!;
         this.store.networks.delete(id);
         try {
-          await this.syncRules();
+          await this.removeRules();
         } catch (e) {
           this.store.networks.set(id, rec);
           throw internal(`tslink: could not remove the network's NAT rule: ${(e as Error).message}; check that iptables works on the host, then remove the network again`);

@@ -1,6 +1,7 @@
 import { ROUTE_PROTO, WIREGUARD_PORT } from '../config/tailnet.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { CommandError, mustRun, type Runner } from '../util/exec.js';
+import { RwGate } from '../util/rw-gate.js';
 import { CONTAINER_IF_PREFIX, HOST_IF_PREFIX, linkAlias, type EndpointHost, type NetworkHost } from './host-spec.js';
 
 export const FILTER_CHAIN = 'TSLINK-FORWARD';
@@ -12,7 +13,12 @@ export interface HostNetwork {
   /** Removes the endpoints' links (their addresses and routes go with them), only those that carry their alias; one `ip` call. */
   tearDownEndpoints(eps: readonly EndpointHost[]): Promise<void>;
   /** Makes the filter and NAT rules match exactly this set of networks; none left removes all. */
-  syncRules(nets: readonly NetworkHost[]): Promise<void>;
+  /**
+   * Makes the rules those of `nets` (read when the change begins); none left removes all.
+   * `only: 'add'` adds what is missing and removes nothing, `only: 'remove'` the reverse: one of
+   * each may run at once, so a new network's rule never queues behind the slow removal of others.
+   */
+  syncRules(nets: readonly NetworkHost[] | (() => readonly NetworkHost[]), opts?: { only?: 'add' | 'remove' }): Promise<void>;
   /** Removes tslink links and routes that belong to none of these endpoints. */
   sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }>;
   /** Lists tslink's links present now. */
@@ -109,29 +115,52 @@ export class IprouteHostNetwork implements HostNetwork {
    * wrote them (at start, or after a failure), so drift is repaired by the next full one.
    */
   private applied?: Set<string>;
+  /** Rules an iptables-restore under way adds or deletes: no second one touches them. */
+  private readonly changing = new Set<string>();
+  private readonly rulesGate = new RwGate();
 
-  async syncRules(nets: readonly NetworkHost[]): Promise<void> {
-    if (nets.length === 0) {
-      this.applied = undefined;
-      await this.removeRules();
-      return;
-    }
-    const wanted = new Set(nets.map((n) => this.natRule(n)));
-    if (this.applied) {
-      // One network's change touches its own rule only: one iptables-restore, whatever the count.
-      const add = [...wanted].filter((r) => !this.applied!.has(r));
-      const del = [...this.applied].filter((r) => !wanted.has(r));
-      if (!add.length && !del.length) return;
+  async syncRules(nets: readonly NetworkHost[] | (() => readonly NetworkHost[]), opts: { only?: 'add' | 'remove' } = {}): Promise<void> {
+    const read = (): readonly NetworkHost[] => (typeof nets === 'function' ? nets() : nets);
+    const only = opts.only;
+    // After the first whole write, a change adds or deletes its own rules in one iptables-restore.
+    // Deleting waits for the kernel (≈ 16 ms with nf_tables, far more under load; adding ≈ 2 ms),
+    // so additions and deletions run side by side; a whole rewrite runs alone.
+    const done = this.applied && (await this.rulesGate.shared(async () => {
+      const applied = this.applied;
+      const list = read();
+      if (!applied || (list.length === 0 && only !== 'add')) return false;
+      const wanted = new Set(list.map((n) => this.natRule(n)));
+      const add = only === 'remove' ? [] : [...wanted].filter((r) => !applied.has(r) && !this.changing.has(r));
+      const del = only === 'add' ? [] : [...applied].filter((r) => !wanted.has(r) && !this.changing.has(r));
+      if (!add.length && !del.length) return true;
       const lines = ['*nat', ...del.map((r) => `-D ${NAT_CHAIN} ${r}`), ...add.map((r) => `-A ${NAT_CHAIN} ${r}`), 'COMMIT'];
-      const r = await this.run('iptables-restore', ['-w', '--noflush'], { input: lines.join('\n') + '\n' });
-      if (r.code === 0) {
-        this.applied = wanted;
+      [...add, ...del].forEach((r) => this.changing.add(r));
+      try {
+        const r = await this.run('iptables-restore', ['-w', '--noflush'], { input: lines.join('\n') + '\n' });
+        if (r.code !== 0) {
+          this.applied = undefined; // someone changed our chain: rewrite it whole below
+          return false;
+        }
+        add.forEach((x) => this.applied?.add(x));
+        del.forEach((x) => this.applied?.delete(x));
+        return true;
+      } finally {
+        [...add, ...del].forEach((r) => this.changing.delete(r));
+      }
+    }));
+    if (done) return;
+    await this.rulesGate.alone(async () => {
+      const list = read();
+      if (list.length === 0) {
+        if (only === 'add') return;
+        this.applied = undefined;
+        await this.removeRules();
         return;
       }
-      this.applied = undefined; // someone changed our chain: rewrite it whole below
-    }
-    await this.writeAllRules(wanted);
-    this.applied = wanted;
+      const wanted = new Set(list.map((n) => this.natRule(n)));
+      await this.writeAllRules(wanted);
+      this.applied = wanted;
+    });
   }
 
   private natRule(n: NetworkHost): string {

@@ -7,7 +7,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, e2eSkipReason, mustDocker, restartEngine, sh, tailscaleAddress,
@@ -97,6 +98,36 @@ describe(`restarts and recovery on Docker ${ENGINE}`, { skip }, () => {
     assert.ok(running.length > 0, 'some containers run');
     await identities(running);
     await assertOneDaemonPerContainer('after the burst');
+    await removeAll();
+  });
+
+  it('tailscaled that outlived their plugin (no parent-death signal) are stopped: before their node starts again, or as strays', async () => {
+    const [keep] = await runMany('orphan', 1);
+    const before = await identities([keep!]);
+    // A container outside tslink lends its namespace to a daemon of a node no endpoint uses.
+    const lender = uniq('lender');
+    containers.add(lender);
+    await mustDocker('run', '-d', '--name', lender, '--network', 'none', IMAGE, 'sleep', '3600');
+    await plugin.kill('SIGKILL');
+    await waitFor('no tailscaled outlives the plugin', async () => (await tailscaledProcesses(plugin.dataDir)).length === 0, 15_000, 100);
+    // What an older plugin without the parent-death signal would leave: daemons in their own
+    // session, whose parent is gone.
+    const orphan = async (container: string, hostname: string): Promise<number> => {
+      const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', container);
+      const dir = join(plugin.dataDir, 'run', `orphan-${hostname}`);
+      mkdirSync(dir, { recursive: true });
+      const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, join(DOUBLE_DIR, 'tailscaled'), `--statedir=${join(plugin.dataDir, 'by-hostname', hostname)}`, `--socket=${join(dir, 'ts.sock')}`, '--tun=tailscale0', '--port=41641'], { detached: true, stdio: 'ignore' });
+      child.unref();
+      return child.pid!;
+    };
+    const left = [await orphan(keep!, keep!), await orphan(lender, uniq('stray'))];
+    await waitFor('both leftovers run', async () => (await tailscaledProcesses(plugin.dataDir)).length === 2, 15_000, 100);
+    await plugin.start();
+    assert.deepEqual(await identities([keep!]), before, 'the node came back with its identity');
+    await waitFor('both leftovers stopped', async () => left.every((p) => !existsSync(`/proc/${p}`) || readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ')), 30_000, 200);
+    await assertOneDaemonPerContainer('after');
+    const found = plugin.log().split('\n').filter((l) => l.includes('found tailscaled left by an earlier plugin process')).at(-1);
+    assert.equal((JSON.parse(found ?? '{}') as { count?: number }).count, 2, 'the start found both leftovers in its one scan');
     await removeAll();
   });
 

@@ -29,9 +29,9 @@ export class FakeHostNetwork implements HostNetwork {
     if (this.failTearDown && eps.length) throw new Error('ip: RTNETLINK answers: Device or resource busy');
     for (const ep of eps) this.links.delete(ep.hostIf);
   }
-  async syncRules(nets: readonly NetworkHost[]): Promise<void> {
+  async syncRules(nets: readonly NetworkHost[] | (() => readonly NetworkHost[])): Promise<void> {
     if (this.failRules) throw new Error('iptables-restore: line 3 failed');
-    this.ruleSyncs.push(nets.map((n) => n.id));
+    this.ruleSyncs.push((typeof nets === 'function' ? nets() : nets).map((n) => n.id));
   }
   async sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {
     const keep = new Set<string>(live.map((e) => e.hostIf));

@@ -148,6 +148,75 @@ describe('host network', () => {
     assert.match(restores[1]!.input ?? '', /:TSLINK-POSTROUTING - \[0:0\]\n-A TSLINK-POSTROUTING -s 10\.9\.0\.0\/24[^\n]*\n-A TSLINK-POSTROUTING -s 10\.8\.0\.0\/24/);
   });
 
+  it('adds a new network\'s rule alone in an add-only sync, and leaves removals to a remove-only one', async () => {
+    const other = networkHost({ id: 'e'.repeat(64), subnet: '10.8.0.0/24', gateway: '10.8.0.1', mtu: 1500 });
+    const calls: Call[] = [];
+    const run: Runner = async (cmd, args, opts?: RunOptions) => {
+      calls.push({ cmd, args: [...args], input: opts?.input });
+      return { code: 0, stdout: '', stderr: '' };
+    };
+    const host = new IprouteHostNetwork(run, async () => undefined, async () => '1\n');
+    await host.syncRules([net]);
+    calls.length = 0;
+    // `net` went, `other` came: the add-only sync adds `other` and deletes nothing.
+    await host.syncRules([other], { only: 'add' });
+    assert.deepEqual(calls.map((c) => c.input), ['*nat\n-A TSLINK-POSTROUTING -s 10.8.0.0/24 ! -o tsh+ -m comment --comment tslink:eeeeeeeeeeee -j MASQUERADE\nCOMMIT\n']);
+    calls.length = 0;
+    await host.syncRules([other], { only: 'add' });
+    assert.equal(calls.length, 0, 'added once');
+    await host.syncRules([other], { only: 'remove' });
+    assert.deepEqual(calls.map((c) => c.input), ['*nat\n-D TSLINK-POSTROUTING -s 10.9.0.0/24 ! -o tsh+ -m comment --comment tslink:ffffffffffff -j MASQUERADE\nCOMMIT\n'], 'the remove-only sync removes what the add-only one left');
+    calls.length = 0;
+    await host.syncRules([], { only: 'add' });
+    assert.equal(calls.length, 0, 'an add-only sync never removes the chains');
+  });
+
+  it('lets a new network\'s rule go in while another\'s slow deletion is under way, and rewrites alone', async () => {
+    const other = networkHost({ id: 'e'.repeat(64), subnet: '10.8.0.0/24', gateway: '10.8.0.1', mtu: 1500 });
+    const third = networkHost({ id: 'd'.repeat(64), subnet: '10.7.0.0/24', gateway: '10.7.0.1', mtu: 1500 });
+    const log: string[] = [];
+    let releaseDelete!: () => void;
+    let failNext = false;
+    const run: Runner = async (cmd, _args, opts?: RunOptions) => {
+      const input = opts?.input ?? '';
+      const what = input.includes(':TSLINK') ? 'rewrite' : input.includes('\n-D ') ? 'delete' : input.includes('\n-A ') ? 'add' : cmd;
+      log.push(`${what} start`);
+      if (what === 'delete') await new Promise<void>((r) => (releaseDelete = r));
+      log.push(`${what} end`);
+      if (failNext && what === 'add') {
+        failNext = false;
+        return { code: 1, stdout: '', stderr: 'iptables-restore: line 2 failed' };
+      }
+      return { code: 0, stdout: '', stderr: '' };
+    };
+    const host = new IprouteHostNetwork(run, async () => undefined, async () => '1\n');
+    let nets = [net, other];
+    await host.syncRules(() => nets);
+    log.length = 0;
+    nets = [other];
+    const removing = host.syncRules(() => nets, { only: 'remove' });
+    await new Promise((r) => setImmediate(r));
+    nets = [other, third];
+    await host.syncRules(() => nets, { only: 'add' });
+    assert.deepEqual(log, ['delete start', 'add start', 'add end'], 'the addition did not wait for the deletion');
+    releaseDelete();
+    await removing;
+    // A failed change is followed by a whole rewrite, which waits for the change under way.
+    log.length = 0;
+    nets = [third];
+    const removing2 = host.syncRules(() => nets, { only: 'remove' });
+    await new Promise((r) => setImmediate(r));
+    failNext = true;
+    nets = [third, net];
+    const adding = host.syncRules(() => nets, { only: 'add' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(log.filter((l) => l.startsWith('rewrite')), [], 'no rewrite while the deletion is under way');
+    releaseDelete();
+    await Promise.all([removing2, adding]);
+    assert.equal(log.filter((l) => l === 'rewrite start').length, 1);
+    assert.ok(log.indexOf('rewrite start') > log.indexOf('delete end'), log.join(', '));
+  });
+
   it('sweeps links and routes that belong to no live endpoint', async () => {
     const { run, calls } = scripted([
       [/^ip -json link show/, { stdout: JSON.stringify([{ ifname: 'eth0' }, { ifname: 'tsh1234567890ab' }, { ifname: 'tshdeadbeef000' }]) }],
