@@ -92,7 +92,9 @@ export class EndpointBinder {
       }
     }
     for (const cid of this.awaitingLabels.keys()) await this.labelsKnown(cid);
-    for (const ep of this.store.endpoints.values()) this.watchReadiness(ep, true);
+    // Recovered means joined before this process started: an endpoint joined since, which a
+    // listing meets before its namespace is ready, is a new container and its node runs `up`.
+    for (const ep of this.store.endpoints.values()) this.watchReadiness(ep, ep.joinedAt !== undefined && Date.parse(ep.joinedAt) < this.startedAt);
     // A fresh endpoint is listed only once its container's start is done, hence the age bound;
     // but one joined before this process started had all the time it needed: if no container
     // lists it, its container went away while the plugin was down.

@@ -52,6 +52,7 @@ async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: 
   const mounted = opts.mounted ?? new Set([1, 2, 3, 4].map((i) => `/run/docker/netns/${sandboxId(i)}`));
   const readiness = new NetnsReadiness({ pollMs: 5, giveUpMs: 2000, mountPoints: async () => mounted, onError: (e) => assert.fail(e) });
   const ready: EndpointRecord[] = [];
+  const recovered: boolean[] = [];
   const bound: EndpointRecord[] = [];
   const reconfigured: EndpointRecord[] = [];
   const binder = new EndpointBinder(store, docker, new ContainerCache(() => docker.listContainers({})), readiness, log,
@@ -59,7 +60,10 @@ async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: 
     {
       bound: (ep) => bound.push(ep),
       reconfigured: async (ep) => void reconfigured.push(ep),
-      ready: (ep) => ready.push(ep),
+      ready: (ep, _net, wasRecovered) => {
+        ready.push(ep);
+        recovered.push(wasRecovered);
+      },
     });
   const addEp = async (i: number, sandboxKey?: string): Promise<EndpointRecord> => {
     const rec: EndpointRecord = { id: epId(i), networkId: NET, address: `10.1.0.${i}`, prefixLen: 24, ...linkNames(epId(i) as DockerId, new Set()), createdAt: new Date().toISOString(), sandboxKey };
@@ -75,7 +79,7 @@ async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: 
   const boundLines = (): { endpoint: string; hostname: string }[] =>
     lines.map((l) => JSON.parse(l) as { msg: string; endpoint: string; hostname: string }).filter((l) => l.msg === 'endpoint bound');
   const bugs = (): string[] => lines.filter((l) => l.includes('BUG'));
-  return { store, binder, addEp, join, ready, bound, reconfigured, lines, boundLines, bugs };
+  return { store, binder, addEp, join, ready, recovered, bound, reconfigured, lines, boundLines, bugs };
 }
 
 async function until(what: string, f: () => boolean, ms = 2000): Promise<void> {
@@ -168,6 +172,26 @@ describe('endpoint binder', () => {
     assert.equal(t.bugs().length, 1);
     assert.match(t.bugs()[0]!, new RegExp(c2.id));
     assert.equal(t.boundLines().length, 1);
+    t.binder.stop();
+  });
+
+  it('calls a node recovered only when its endpoint was joined before this process started', async () => {
+    const c1 = container(cid(1), { 'tslink.hostname': 'old' }, 'running', epId(1));
+    const c2 = container(cid(2), { 'tslink.hostname': 'new' }, 'running', epId(2));
+    const d = fakeDocker({ list: [c1, c2] });
+    const t = await setup(d.api);
+    // Both bound; 1 was joined before the binder started (a plugin restart), 2 just now, and a
+    // repair listing meets 2 before its Join's `joined` callback ran.
+    for (const [i, c] of [[1, c1], [2, c2]] as const) {
+      await t.addEp(i);
+      await t.binder.bind(epId(i), c.id, 'event');
+    }
+    await t.store.patchEndpoint(epId(1), { sandboxKey: sandbox(1), joinedAt: new Date(Date.now() - 60_000).toISOString() });
+    await t.store.patchEndpoint(epId(2), { sandboxKey: sandbox(2), joinedAt: new Date(Date.now() + 1000).toISOString() });
+    await t.binder.prime();
+    await until('both ready', () => t.ready.length === 2);
+    const flags = Object.fromEntries(t.ready.map((ep, i) => [ep.config!.hostname, t.recovered[i]]));
+    assert.deepEqual(flags, { old: true, new: false }, 'a new container on a known identity must run `up`: it is not a recovery');
     t.binder.stop();
   });
 
