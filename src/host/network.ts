@@ -129,7 +129,7 @@ export class IprouteHostNetwork implements HostNetwork {
       const applied = this.applied;
       const list = read();
       if (!applied || (list.length === 0 && only !== 'add')) return false;
-      const wanted = new Set(list.map((n) => this.natRule(n)));
+      const wanted = this.natRules(list);
       const add = only === 'remove' ? [] : [...wanted].filter((r) => !applied.has(r) && !this.changing.has(r));
       const del = only === 'add' ? [] : [...applied].filter((r) => !wanted.has(r) && !this.changing.has(r));
       if (!add.length && !del.length) return true;
@@ -157,10 +157,14 @@ export class IprouteHostNetwork implements HostNetwork {
         await this.removeRules();
         return;
       }
-      const wanted = new Set(list.map((n) => this.natRule(n)));
+      const wanted = this.natRules(list);
       await this.writeAllRules(wanted);
       this.applied = wanted;
     });
+  }
+
+  private natRules(nets: readonly NetworkHost[]): Set<string> {
+    return new Set(nets.map((n) => this.natRule(n)));
   }
 
   private natRule(n: NetworkHost): string {

@@ -11,9 +11,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * with one scan. A predecessor still shutting down (its close waits up to 10 s for its work) is
  * waited for, up to `waitMs`; a lock whose owner died (kill -9, a reboot) is taken over.
  */
-export async function ownDataDir(dataDir: string, log: Logger, waitMs = 15_000, proc = '/proc'): Promise<StateDirLock> {
+export async function ownDataDir(dataDir: string, log: Logger, waitMs = 15_000): Promise<StateDirLock> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const lock = new StateDirLock(join(dataDir, 'tslink.lock'), proc, `the data directory ${dataDir}`);
+  const lock = new StateDirLock(join(dataDir, 'tslink.lock'), '/proc', `the data directory ${dataDir}`);
   const deadline = Date.now() + waitMs;
   for (let told = false; ; told = true) {
     try {

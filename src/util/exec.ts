@@ -13,7 +13,6 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The one way tslink runs a short-lived command; a narrow seam for tests. */
 /**
  * The environment every child gets: just enough to find programs. The plugin's own environment
  * may hold TS_AUTHKEY, and no key may reach a child's environ.
@@ -37,39 +36,6 @@ export class CommandError extends Error {
   }
 }
 
-export const runCommand: Runner = (cmd, args, opts = {}) =>
-  new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: opts.env ?? childEnv(),
-      timeout: opts.timeoutMs ?? 30_000,
-      killSignal: 'SIGKILL',
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      resolve({
-        code: code ?? (signal ? 128 : 1),
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8') + (signal ? `\nkilled by ${signal}` : ''),
-      });
-    });
-    child.stdin.on('error', () => {
-      /* a command that exits without reading its input is judged by its exit code */
-    });
-    child.stdin.end(opts.input ?? '');
-  });
-
-/** Runs and throws CommandError on a non-zero exit. */
-export async function mustRun(run: Runner, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-  const r = await run(cmd, args, opts);
-  if (r.code !== 0) throw new CommandError(cmd, args, r);
-  return r;
-}
-
 interface Started {
   child: ChildProcess;
   result: Promise<RunResult>;
@@ -82,7 +48,7 @@ function startProcess(cmd: string, args: readonly string[], env: NodeJS.ProcessE
   child.stdout!.on('data', (b: Buffer) => out.push(b));
   child.stderr!.on('data', (b: Buffer) => err.push(b));
   child.stdin!.on('error', () => {
-    /* judged by its exit code */
+    /* a command that exits without reading its input is judged by its exit code */
   });
   const result = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
@@ -96,6 +62,32 @@ function startProcess(cmd: string, args: readonly string[], env: NodeJS.ProcessE
   });
   result.catch(() => undefined);
   return { child, result };
+}
+
+/** Gives a started process its input and waits for it; SIGKILL after `timeoutMs` (default 30 s). */
+async function feed(p: Started, opts: RunOptions): Promise<{ result: RunResult; timedOut: boolean }> {
+  let timedOut = false;
+  const killer = setTimeout(() => {
+    timedOut = true;
+    p.child.kill('SIGKILL');
+  }, opts.timeoutMs ?? 30_000);
+  p.child.stdin!.end(opts.input ?? '');
+  try {
+    return { result: await p.result, timedOut };
+  } finally {
+    clearTimeout(killer);
+  }
+}
+
+/** The one way tslink runs a short-lived command; a narrow seam for tests. */
+export const runCommand: Runner = async (cmd, args, opts = {}) =>
+  (await feed(startProcess(cmd, args, opts.env ?? childEnv()), opts)).result;
+
+/** Runs and throws CommandError on a non-zero exit. */
+export async function mustRun(run: Runner, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) throw new CommandError(cmd, args, r);
+  return r;
 }
 
 /**
@@ -125,21 +117,13 @@ export class WarmRunner {
     if (!same || opts.env || !p || p.child.exitCode !== null || p.child.signalCode !== null) return this.run(cmd, args, opts);
     this.idle = undefined;
     this.scheduleRefill();
-    let timedOut = false;
-    const killer = setTimeout(() => {
-      timedOut = true;
-      p.child.kill('SIGKILL');
-    }, opts.timeoutMs ?? 30_000);
-    p.child.stdin!.end(opts.input ?? '');
     try {
-      const r = await p.result;
+      const { result, timedOut } = await feed(p, opts);
       // Killed by someone else while idle: it never ran this input.
       if (p.child.signalCode !== null && !timedOut) return await this.run(cmd, args, opts);
-      return r;
+      return result;
     } catch {
       return this.run(cmd, args, opts); // it could not start after all
-    } finally {
-      clearTimeout(killer);
     }
   };
 
