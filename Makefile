@@ -5,10 +5,16 @@ REGISTRY ?= localhost:5000
 PLUGIN ?= tslink
 BUNDLE := plugin/build
 
-.PHONY: help build test unit fuzz rootfs plugin enable install push legacy-install clean bench
+.PHONY: help host tailscale build test unit fuzz rootfs plugin enable install push legacy-install clean bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+host: ## install the Debian packages tslink builds from and runs (iptables, iproute2, util-linux, Docker); root
+	scripts/host-packages.sh install
+
+tailscale: ## build the pinned Tailscale (go install) into .cache/tailscale
+	scripts/build-tailscale.sh >/dev/null
 
 node_modules: package-lock.json
 	npm ci --no-audit --no-fund
@@ -29,7 +35,7 @@ WITH_DOUBLE := $(filter 1 yes true,$(TEST_DOUBLE))
 fuzz: build ## the full protocol fuzz (10,000 requests) against the plugin in a private network namespace (root)
 	TSLINK_FUZZ_REQUESTS=$${TSLINK_FUZZ_REQUESTS:-10000} node --test dist/test/attack/fuzz.test.js
 
-rootfs: build ## assemble the plugin bundle (config.json + rootfs/) offline in plugin/build
+rootfs: host build ## assemble the plugin bundle (config.json + rootfs/) offline in plugin/build
 	scripts/build-rootfs.sh $(if $(WITH_DOUBLE),--with-test-double) $(BUNDLE)
 
 plugin: rootfs ## docker plugin create $(PLUGIN):latest from the bundle

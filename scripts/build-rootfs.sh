@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Assembles the managed plugin's bundle (config.json + rootfs/) offline, from this machine's own
-# Node.js, iproute2, iptables and util-linux with their libraries, plus the built app with
-# production dependencies only. No registry is needed (plugin/Dockerfile is the published build).
+# Assembles the managed plugin's bundle (config.json + rootfs/) from this machine's own Node.js,
+# iproute2, iptables and util-linux with their libraries (`make host` installs them first), the
+# pinned Tailscale built with Go, and the built app with production dependencies only.
+# plugin/Dockerfile is the published build.
 #
 #   scripts/build-rootfs.sh [--with-test-double] [OUT]     (OUT defaults to plugin/build)
 #
@@ -13,6 +14,9 @@ double=0
 if [ "${1:-}" = --with-test-double ]; then double=1; shift; fi
 out=${1:-plugin/build}
 root=$out/rootfs
+for f in /usr/sbin/ip /usr/sbin/xtables-nft-multi /usr/bin/nsenter /usr/bin/setpriv; do
+  [ -x "$f" ] || { echo "build-rootfs: $f is missing; \`make host\` installs it (iptables, iproute2, util-linux)" >&2; exit 1; }
+done
 rm -rf "$out" && mkdir -p "$root"
 
 copy_bin() { # copy_bin SRC [DEST]: a binary with every shared library it loads
@@ -58,12 +62,12 @@ rm -f "$app/package-lock.json"
 find "$app/src" -name '*.map' -delete
 
 ts=$root/usr/lib/tslink/tailscale
-if [ $double = 0 ] && command -v tailscale >/dev/null && command -v tailscaled >/dev/null; then
-  # A Tailscale installed on this machine (e.g. Tailscale's Debian package) is bundled as is.
-  copy_bin "$(command -v tailscale)" /usr/lib/tslink/tailscale/tailscale
-  copy_bin "$(command -v tailscaled)" /usr/lib/tslink/tailscale/tailscaled
-elif [ $double = 0 ]; then
-  echo "build-rootfs: no tailscale/tailscaled on this machine: none bundled (nodes report it until TS_PATH names them)" >&2
+if [ $double = 0 ]; then
+  # The pinned Tailscale, built from its Go module (scripts/build-tailscale.sh, cached): what ships
+  # is the release the suite tests, never whatever happens to be installed on this machine.
+  built=$(scripts/build-tailscale.sh | tail -n 1)
+  copy_bin "$built/tailscale" /usr/lib/tslink/tailscale/tailscale
+  copy_bin "$built/tailscaled" /usr/lib/tslink/tailscale/tailscaled
 fi
 if [ $double = 1 ]; then
   mkdir -p "$ts"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the e2e suite needs on a fresh Debian bookworm machine (as root), idempotently:
 # Docker 20.10 from bookworm, Docker 28.5 and Compose v2 unpacked from sid (never installed over
-# the system), the tools the plugin drives, and the busybox root filesystem for the test image.
+# the system), the tools the plugin drives, the busybox root filesystem for the test image, and the
+# pinned Tailscale and headscale built with Go.
 # TSLINK_CACHE moves the cache (default .cache in the repo); engine.sh reads the same variable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,6 @@ apt=(apt-get -q -o DPkg::Lock::Timeout=300) # other sessions may be holding apt'
 eval "$(apt-config shell SOURCE_LIST Dir::Etc::sourcelist/f SOURCE_PARTS Dir::Etc::sourceparts/d PREF_PARTS Dir::Etc::preferencesparts/d LISTS Dir::State::lists/d)"
 say() { echo "provision: $*"; }
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # known PKG [SUITE]: the package lists offer PKG (from SUITE, when given). `apt-cache show pkg/suite`
 # exits 0 even when the suite is missing, so this reads madison's table instead of an exit code.
 known() {
@@ -33,27 +33,8 @@ update_lists() { # update_lists WHY: at most one `apt-get update` per set of sou
   lists_updated=1
 }
 
-need=()
-for p in docker.io containerd runc busybox-static iptables iproute2 util-linux procps docker-registry; do
-  installed "$p" || need+=("$p")
-done
-if ((${#need[@]})); then
-  say "to install from the system's suites: ${need[*]}"
-  # Without systemd, postinst scripts start dockerd and the registry through init.d; engine.sh runs
-  # its own engines, so a temporary policy-rc.d vetoes that (an existing one already does).
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-  fi
-  for p in "${need[@]}"; do known "$p" || { update_lists "the package lists do not offer $p"; break; }; done
-  # Lists that offer every package can still be stale (their files gone from the mirror): an
-  # install that fails on them is retried once after an update.
-  "${apt[@]}" install -y --no-install-recommends "${need[@]}" ||
-    { ((lists_updated == 0)) && update_lists "install failed on the current lists" &&
-      "${apt[@]}" install -y --no-install-recommends "${need[@]}"; }
-else
-  say "system packages: all installed"
-fi
+# The system's own packages (engine 20.10, iptables, busybox for the test image, ...).
+scripts/host-packages.sh test
 
 # Docker 28.5 from sid, only downloaded and unpacked. sid is pinned at priority 1, so apt never
 # takes anything from it unless asked by name (pkg/sid): the system is not upgraded.
@@ -141,5 +122,13 @@ if [ ! -s "$tar" ] || [ /bin/busybox -nt "$tar" ]; then
   echo 'root:x:0:' >"$root/etc/group"
   tar --numeric-owner -C "$root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
   rm -rf "$root"
+fi
+# The pinned Tailscale (what the plugin bundles) and headscale (the suite's control server), built
+# with Go. The provisioning test runs this script many times over apt scenarios only: it sets
+# TSLINK_PROVISION_GO=0.
+if [ "${TSLINK_PROVISION_GO:-1}" != 0 ]; then
+  start=$SECONDS
+  ts=$(scripts/build-tailscale.sh --headscale | tail -n 1)
+  say "Tailscale $("$ts/tailscale" version | head -n 1) and headscale in $cache ($((SECONDS - start)) s)"
 fi
 echo "provision: ok"

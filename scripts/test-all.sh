@@ -17,15 +17,17 @@ stage() { # stage NAME FILE...: node's test runner, one file at a time, with a T
        "$@" || errors+=("$name")
 }
 
+# Provisioning comes first: every stage after it may use what it installs (packages, engines,
+# the pinned Tailscale and headscale), and none relies on the machine having them already.
+if ! scripts/provision.sh; then
+  echo "provision failed: nothing else can run"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
 fi
 npm run -s build || { echo "build: 0 passed, 1 failed"; exit 1; }
-
-stage unit dist/test/unit/*.test.js
-stage packaging dist/test/packaging/*.test.js
-# Attacks on the protocol and a short fuzz (make fuzz runs the full one), in a private netns.
-stage attack dist/test/attack/*.test.js
 
 # A script that ends with its own "N passed, N failed" line (counted below like a TAP summary).
 plain_stage() { # plain_stage NAME COMMAND...
@@ -34,8 +36,15 @@ plain_stage() { # plain_stage NAME COMMAND...
   "$@" 2>&1 | tee "$results/$name.plain" || errors+=("$name")
 }
 
-if scripts/provision.sh; then
-  plain_stage provisioning test/provision/provision.test.sh
+stage unit dist/test/unit/*.test.js
+stage packaging dist/test/packaging/*.test.js
+# Attacks on the protocol and a short fuzz (make fuzz runs the full one), in a private netns.
+stage attack dist/test/attack/*.test.js
+plain_stage provisioning test/provision/provision.test.sh
+# TSLINK_STAGES=pre-e2e stops here: the fresh-machine stage runs the stages above that way in a
+# fresh clone on a machine taken back to its image (and must not run itself again).
+if [ "${TSLINK_STAGES:-all}" != pre-e2e ]; then
+  plain_stage fresh-machine test/fresh/fresh-machine.test.sh
   for engine in $ENGINES; do
     if ! scripts/engine.sh start "$engine"; then errors+=("engine-$engine"); continue; fi
     eval "$(scripts/engine.sh env "$engine")"
@@ -43,8 +52,6 @@ if scripts/provision.sh; then
     CI=true TSLINK_E2E_ENGINE=$engine stage "e2e-$engine" dist/test/e2e/*.test.js
   done
   scripts/engine.sh stop || true
-else
-  errors+=("provision")
 fi
 
 # Counting: a stage passes only if it ran tests and none failed, was cancelled (a failing

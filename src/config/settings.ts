@@ -26,6 +26,8 @@ export interface Settings {
   hostDockerRun?: string;
   /** `host:port` for the operations listener's TCP side; off when unset. */
   metricsListen?: string;
+  /** Tailscale's debug knobs for every tailscaled (e.g. a local tailnet's plain-HTTP DERP). */
+  tailscaledEnv: Readonly<Record<string, string>>;
 }
 
 type Kind =
@@ -34,6 +36,7 @@ type Kind =
   | { type: 'socket' }
   | { type: 'level' }
   | { type: 'listen' }
+  | { type: 'daemonEnv' }
   | { type: 'int'; min: number; max: number };
 
 export interface SettingSpec {
@@ -63,6 +66,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { env: 'TSLINK_EVENTS_MIN_BACKOFF_MS', key: 'eventsMinBackoffMs', kind: { type: 'int', min: 1, max: 600_000 }, default: '250', settable: true, description: 'shortest reconnect wait of the events stream (full jitter)' },
   { env: 'TSLINK_EVENTS_MAX_BACKOFF_MS', key: 'eventsMaxBackoffMs', kind: { type: 'int', min: 1, max: 3_600_000 }, default: '30000', settable: true, description: 'longest reconnect wait of the events stream' },
   { env: 'TSLINK_METRICS_LISTEN', key: 'metricsListen', kind: { type: 'listen' }, settable: true, description: 'host:port to serve /metrics, /healthz, /readyz and /v1/endpoints on TCP too (off by default; the unix socket in the data directory is always on)' },
+  { env: 'TSLINK_TAILSCALED_ENV', key: 'tailscaledEnv', kind: { type: 'daemonEnv' }, settable: true, description: "space-separated NAME=value knobs for every tailscaled, NAME being TS_DEBUG_*, TS_DISABLE_* or TS_ASSUME_NETWORK_UP_FOR_TEST (e.g. TS_DEBUG_USE_DERP_HTTP=1 for a local control server's plain-HTTP DERP); nothing else reaches the daemon's environment" },
   { env: 'TSLINK_HOST_DOCKER_RUN', key: 'hostDockerRun', kind: { type: 'path', example: '/host/run/docker' }, settable: false, managed: '/host/run/docker', description: "where Docker's exec root is mounted, when not at its own path" },
 ];
 
@@ -70,10 +74,31 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** Longest unix socket path (sun_path holds 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
+/** Tailscale's knobs tslink lets through: debug and disable switches only, never a key. */
+const DAEMON_ENV_NAME = /^TS_(?:DEBUG_[A-Z0-9_]{1,60}|DISABLE_[A-Z0-9_]{1,60}|ASSUME_NETWORK_UP_FOR_TEST)$/;
+const DAEMON_ENV_VALUE = /^[A-Za-z0-9._:,/-]{0,256}$/;
+const MAX_DAEMON_ENV = 32;
+
+function parseDaemonEnv(v: string): { value: Record<string, string> } | { problem: string } {
+  if (v.length > 4096) return { problem: `is ${v.length} characters long; the limit is 4096` };
+  const words = v.split(/[ \t\n]+/).filter(Boolean);
+  if (words.length > MAX_DAEMON_ENV) return { problem: `has ${words.length} entries; the limit is ${MAX_DAEMON_ENV}` };
+  const out: Record<string, string> = {};
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    const name = eq < 0 ? w : w.slice(0, eq);
+    const value = eq < 0 ? '' : w.slice(eq + 1);
+    if (eq < 0 || !DAEMON_ENV_NAME.test(name)) return { problem: `${show(w)} is not NAME=value with NAME one of TS_DEBUG_*, TS_DISABLE_*, TS_ASSUME_NETWORK_UP_FOR_TEST, e.g. TS_DEBUG_USE_DERP_HTTP=1` };
+    if (!DAEMON_ENV_VALUE.test(value)) return { problem: `${show(w)}: the value may hold only letters, digits and . _ : , / - (at most 256)` };
+    out[name] = value;
+  }
+  return { value: out };
+}
+
 const LISTEN = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 
 /** One setting's value from its text, or its problem. */
-function parseOne(spec: SettingSpec, v: string): { value: string | number } | { problem: string } {
+function parseOne(spec: SettingSpec, v: string): { value: string | number | Record<string, string> } | { problem: string } {
   const k = spec.kind;
   switch (k.type) {
     case 'secret': {
@@ -93,6 +118,8 @@ function parseOne(spec: SettingSpec, v: string): { value: string | number } | { 
       const m = LISTEN.exec(v.trim());
       return m && Number(m[1]) >= 1 && Number(m[1]) <= 65535 ? { value: v.trim() } : { problem: `${show(v)} is not host:port; e.g. 127.0.0.1:9464` };
     }
+    case 'daemonEnv':
+      return parseDaemonEnv(v);
     case 'int': {
       const n = /^[0-9]{1,10}$/.test(v.trim()) ? Number(v.trim()) : NaN;
       return n >= k.min && n <= k.max ? { value: n } : { problem: `${show(v)} must be a whole number from ${k.min} to ${k.max} (the default is ${spec.default})` };
@@ -103,7 +130,7 @@ function parseOne(spec: SettingSpec, v: string): { value: string | number } | { 
 /** The plugin's settings from its environment, by the table. Empty values count as unset. */
 export function parseSettings(env: Env): Parsed<'settings', Settings> {
   const errors: string[] = [];
-  const out: Record<string, string | number> = {};
+  const out: Record<string, string | number | Record<string, string>> = {};
   for (const spec of SETTINGS) {
     const raw = env[spec.env] === '' ? undefined : env[spec.env];
     const text = raw ?? spec.default;
@@ -112,6 +139,7 @@ export function parseSettings(env: Env): Parsed<'settings', Settings> {
     if ('problem' in r) errors.push(`tslink: ${spec.env}=${r.problem}`);
     else out[spec.key] = r.value;
   }
+  out['tailscaledEnv'] ??= {};
   const settings = out as unknown as Settings;
   if (settings.eventsMinBackoffMs > settings.eventsMaxBackoffMs) {
     errors.push(`tslink: TSLINK_EVENTS_MIN_BACKOFF_MS=${settings.eventsMinBackoffMs} is more than TSLINK_EVENTS_MAX_BACKOFF_MS=${settings.eventsMaxBackoffMs}; the minimum must not exceed the maximum`);

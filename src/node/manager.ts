@@ -113,7 +113,7 @@ export class NodeManager {
         spawnDaemon: (args) =>
           // setpriv: the daemon gets SIGTERM when this plugin process dies (kill -9 included), so
           // no tailscaled outlives its owner and keeps a removed container's namespace alive.
-          spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }),
+          spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(this.settings.tailscaledEnv) }),
         prepareNamespace: () => blockTailnetOutsideTailscale(this.run, netns),
         leftovers: this.leftovers,
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),

@@ -114,7 +114,7 @@ apt_in() { local d=$1; shift; APT_CONFIG=$root/$d/apt.conf "$@"; } # apt_in NAME
 run() { # run NAME CACHE: provision.sh on that apt configuration and cache; sets $log and $rc
   runs=$((runs + 1)); log=$root/run$runs-$1.log
   echo "# run $runs: $1, TSLINK_CACHE=$2"
-  APT_CONFIG=$root/$1/apt.conf TSLINK_CACHE=$2 timeout 900 "$script" >"$log" 2>&1 </dev/null
+  APT_CONFIG=$root/$1/apt.conf TSLINK_CACHE=$2 TSLINK_PROVISION_GO=0 timeout 900 "$script" >"$log" 2>&1 </dev/null
   rc=$?
 }
 common() { # common CACHE: what every successful run leaves
