@@ -3,7 +3,7 @@
  * which release. One place: plugin/Dockerfile pins the same version, the test double reports
  * it, and a label whose feature the found `tailscale` lacks is refused naming the version.
  */
-export const SUPPORTED_TAILSCALE = '1.94.2';
+export const SUPPORTED_TAILSCALE = '1.102.5';
 
 /** Features a container's labels can ask for, with the first release that has each. */
 export const FEATURE_SINCE = {

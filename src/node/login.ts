@@ -1,10 +1,10 @@
-import { access, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { scrubSecrets } from '../util/log.js';
 import type { NodeState } from './status.js';
 import { classifyUpFailure, loginKey, type NodeSpec } from './node-config.js';
-import { CliError, upArgs, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
+import { CliError, upArgs, type BackendState, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
 
 /** In the state directory: the settings of the identity's last successful `up` (never a key). */
 const LAST_UP = 'tslink-up.json';
@@ -20,12 +20,14 @@ export async function isFreshIdentity(stateDir: string): Promise<boolean> {
   return access(join(stateDir, STATE_FILE)).then(() => false, () => true);
 }
 /** Backend states of a logged-in node that tailscaled brings back by itself. */
-const RESUMABLE = new Set(['Running', 'Starting']);
+const RESUMABLE: ReadonlySet<BackendState> = new Set(['Running', 'Starting']);
+/** How long a resuming node may answer NoState before its first netmap (control is slow or away). */
+const FIRST_NETMAP_WAIT_MS = 10_000;
+const FIRST_NETMAP_POLL_MS = 200;
 
 export interface LoginInput {
   spec: NodeSpec;
   stateDir: string;
-  runDir: string;
   cli: TailscaleCli;
   authKey(): string | undefined;
   upTimeoutSec: number;
@@ -43,42 +45,61 @@ export type LoginOutcome =
   | { kind: 'stopped'; state: NodeState; lastError: string };
 
 /**
+ * Whether the identity has a login. After every daemon start a logged-in node answers `NoState`
+ * until control sends its first netmap, so the state alone cannot tell: `HaveNodeKey` can. A node
+ * control has logged out (`NeedsLogin`) needs a key again.
+ */
+export function hasLogin(st: TailscaleStatus): boolean {
+  return st.HaveNodeKey === true && st.BackendState !== 'NeedsLogin';
+}
+
+/** The status once a logged-in node has left NoState (its first netmap), or as it is at the deadline. */
+async function settledStatus(cli: TailscaleCli, first: TailscaleStatus): Promise<TailscaleStatus> {
+  let st = first;
+  const deadline = Date.now() + FIRST_NETMAP_WAIT_MS;
+  while (st.BackendState === 'NoState' && hasLogin(st) && Date.now() < deadline) {
+    await sleep(FIRST_NETMAP_POLL_MS);
+    st = await cli.status();
+  }
+  return st;
+}
+
+/**
  * Brings a started tailscaled to a logged-in node with the spec's settings: `tailscale up`, with
- * the key only when the state has no login, the key only ever in a 0600 file deleted right
- * after. tailscaled resumes a logged-in node from its state with the preferences of its last
- * `up`; when those are the ones wanted and the node ran before, `up` is skipped (a recovery of 50
- * nodes then costs one status call each). A transient failure throws (the daemon is restarted).
+ * the key only when the identity has no login (never to a node that has a node key: control would
+ * check the key again and refuse an expired or spent one), the key only ever on the CLI's stdin.
+ * tailscaled resumes a logged-in node from its state with the preferences of its last `up`; when
+ * those are the ones wanted and the node ran before, `up` is skipped (a recovery of 50 nodes then
+ * costs a few status calls each). A transient failure throws (the daemon is restarted).
  */
 export async function logIn(i: LoginInput): Promise<LoginOutcome> {
-  // An identity whose state file did not exist has no login: no status call is needed to know.
-  const st: TailscaleStatus = i.fresh ? { BackendState: 'NoState' } : await i.cli.status();
-  const needsKey = st.BackendState === 'NeedsLogin' || st.BackendState === 'NoState' || i.forceReauth;
   const settings = { hostname: i.spec.hostname, tags: i.spec.tags, loginServer: i.spec.loginServer, timeoutSec: i.upTimeoutSec };
   const wanted = JSON.stringify(upArgs(settings));
-  const last = await readFile(join(i.stateDir, LAST_UP), 'utf8').catch(() => undefined);
-  if (i.resume && !needsKey && RESUMABLE.has(st.BackendState ?? '') && last === wanted) return { kind: 'resumed', status: st };
-  let keyFile: string | undefined;
+  const last = i.fresh ? undefined : await readFile(join(i.stateDir, LAST_UP), 'utf8').catch(() => undefined);
+  // An identity whose state file did not exist has no login: no status call is needed to know.
+  let st: TailscaleStatus = i.fresh ? { BackendState: 'NoState', HaveNodeKey: false } : await i.cli.status();
+  const mayResume = i.resume && !i.forceReauth && last === wanted && hasLogin(st);
+  if (mayResume) st = await settledStatus(i.cli, st);
+  if (mayResume && RESUMABLE.has(st.BackendState)) return { kind: 'resumed', status: st };
+  const needsKey = i.forceReauth || !hasLogin(st);
+  let input: string | undefined;
   if (needsKey) {
     const key = i.authKey();
     if (!key) {
       return { kind: 'stopped', state: 'logged-out', lastError: 'the node has no login and no auth key is set: give the network --opt tslink.authkey=... or set the plugin\'s TS_AUTHKEY' };
     }
-    keyFile = join(i.runDir, 'authkey');
-    await writeFile(keyFile, loginKey(key, i.spec.ephemeral), { mode: 0o600 });
+    input = `${loginKey(key, i.spec.ephemeral)}\n`;
   }
-  let r;
-  try {
-    r = await i.cli.call(upArgs({ ...settings, authKeyFile: keyFile, forceReauth: i.forceReauth }), (i.upTimeoutSec + 10) * 1000);
-  } finally {
-    if (keyFile) await rm(keyFile, { force: true });
-  }
+  const r = await i.cli.call(upArgs({ ...settings, keyOnStdin: needsKey, forceReauth: i.forceReauth }), (i.upTimeoutSec + 10) * 1000, input);
   if (r.code !== 0) {
     const text = scrubSecrets((r.stderr || r.stdout).trim());
     const c = classifyUpFailure(text);
-    if (c.permanent) return { kind: 'stopped', state: c.state, lastError: `tailscale up: ${text}` };
+    if (c.permanent) return { kind: 'stopped', state: c.state, lastError: `tailscale up: ${text}${c.hint ? `; ${c.hint}` : ''}` };
     throw new CliError('up', r);
   }
   // Lost in a power cut, the next start runs `up` again: no fsync.
   await writeFileAtomic(join(i.stateDir, LAST_UP), wanted, 0o600, { durable: false });
   return { kind: 'up', status: await i.cli.status() };
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -37,21 +37,38 @@ export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: strin
     hostname: c.hostname,
     tags: effectiveTags(net.config, c),
     loginServer: net.config.loginServer,
-    ephemeral: net.config.ephemeral || /[?&]ephemeral=true(&|$)/.test(authKey ?? ''),
+    // loginKey() gives a client secret without the attribute the network's own kind.
+    ephemeral: net.config.ephemeral || /^tskey-client-[^?]*\?(?:.*&)?ephemeral=true(&|$)/.test(authKey ?? ''),
     service: c.service,
     serve: c.serve,
     direct: c.direct,
   };
 }
 
-/** An OAuth client secret chooses the node's kind by query; plain keys carry it themselves. */
+/**
+ * An OAuth client secret chooses the node's kind by its attributes, and the real CLI makes the
+ * node ephemeral unless told otherwise (`ephemeral` defaults to true): tslink fills in every
+ * attribute the secret leaves out, from the network. Plain keys carry their kind themselves.
+ */
 export function loginKey(key: string, ephemeral: boolean): string {
-  if (key.startsWith('tskey-client-') && !key.includes('?')) return `${key}?ephemeral=${ephemeral}&preauthorized=true`;
-  return key;
+  if (!key.startsWith('tskey-client-')) return key;
+  const q = key.indexOf('?');
+  const secret = q < 0 ? key : key.slice(0, q);
+  const attrs = new URLSearchParams(q < 0 ? '' : key.slice(q + 1));
+  if (!attrs.has('ephemeral')) attrs.set('ephemeral', String(ephemeral));
+  if (!attrs.has('preauthorized')) attrs.set('preauthorized', 'true');
+  return `${secret}?${attrs.toString()}`;
 }
 
 /** Failures that a retry cannot mend: say so and stop, instead of hammering the control server. */
-export function classifyUpFailure(text: string): { state: NodeState; permanent: boolean } {
+export function classifyUpFailure(text: string): { state: NodeState; permanent: boolean; hint?: string } {
+  // Control's answer to tags it will not give this node: a tag problem, not a bad key.
+  if (/requested tags .*(invalid|not permitted)/i.test(text)) {
+    return {
+      state: 'failed', permanent: true,
+      hint: 'the control server refused these tags: let the key\'s owner own them (tagOwners), or on headscale, where tags come from a tagged pre-auth key, leave tslink.tags unset',
+    };
+  }
   if (/invalid key|key (has )?expired|not valid|unauthori[sz]ed|backend error/i.test(text)) return { state: 'logged-out', permanent: true };
   // In text mode the real CLI says "To approve your machine, visit (as admin)" for NeedsMachineAuth.
   if (/needs? ?login|NeedsLogin|To authenticate, visit|NeedsMachineAuth|To approve your machine/i.test(text)) return { state: 'logged-out', permanent: true };

@@ -210,7 +210,7 @@ export class NodeSupervisor {
   private async configure(child: ChildProcess, fresh: boolean): Promise<void> {
     try {
       const o = await logIn({
-        spec: this.spec, stateDir: this.paths.stateDir, runDir: this.paths.runDir, cli: this.deps.cli, authKey: this.deps.authKey,
+        spec: this.spec, stateDir: this.paths.stateDir, cli: this.deps.cli, authKey: this.deps.authKey,
         upTimeoutSec: this.opts.upTimeoutSec, forceReauth: this.forceReauth, resume: this.resume, fresh,
       });
       if (o.kind === 'stopped') {

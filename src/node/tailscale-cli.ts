@@ -6,8 +6,8 @@ export interface UpSettings {
   hostname: string;
   tags: readonly string[];
   loginServer?: string;
-  /** Path of a root-only file holding the key; the CLI reads it (`file:` form). */
-  authKeyFile?: string;
+  /** The key comes on the CLI's stdin, never in argv, the environment or a file. */
+  keyOnStdin?: boolean;
   timeoutSec: number;
   /** Log in anew (the node moves to another control server). */
   forceReauth?: boolean;
@@ -19,7 +19,7 @@ export function upArgs(s: UpSettings): string[] {
   args.push(`--advertise-tags=${s.tags.join(',')}`);
   if (s.loginServer) args.push(`--login-server=${s.loginServer}`);
   if (s.forceReauth) args.push('--force-reauth');
-  if (s.authKeyFile) args.push(`--auth-key=file:${s.authKeyFile}`);
+  if (s.keyOnStdin) args.push('--auth-key=file:/dev/stdin');
   return args;
 }
 
@@ -45,12 +45,17 @@ export function serveArgs(r: ServeRule, service?: string): string[] {
   return args;
 }
 
+/** ipn.State names as `status --json` prints them. */
+export type BackendState = 'NoState' | 'NeedsLogin' | 'NeedsMachineAuth' | 'Stopped' | 'Starting' | 'Running' | 'InUseOtherUser';
+
 export interface TailscaleStatus {
-  BackendState: string;
+  BackendState: BackendState;
+  /** True once the identity has a node key: a login. A logged-in node answers NoState until its first netmap. */
+  HaveNodeKey?: boolean;
   AuthURL?: string;
   TailscaleIPs?: string[] | null;
   Version?: string;
-  Self?: { HostName?: string; DNSName?: string; TailscaleIPs?: string[] | null; Online?: boolean };
+  Self?: { HostName?: string; DNSName?: string; TailscaleIPs?: string[] | null; Online?: boolean; Capabilities?: string[] | null; CapMap?: Record<string, unknown> | null };
   Health?: string[] | null;
 }
 
@@ -64,6 +69,8 @@ export class CliError extends Error {
   }
 }
 
+const LINE_TO_PIPE = 'IFS= read -r line; printf "%s\\n" "$line" | "$0" "$@"';
+
 /** The `tailscale` CLI against one daemon's socket: the only way tslink configures a node. */
 export class TailscaleCli {
   constructor(
@@ -73,8 +80,16 @@ export class TailscaleCli {
     private readonly env: NodeJS.ProcessEnv,
   ) {}
 
-  async call(args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
-    return this.run(this.bin, [`--socket=${this.socket}`, ...args], { timeoutMs, env: this.env });
+  /**
+   * `input` (one line) goes to the CLI's stdin: the only way a key reaches it
+   * (`--auth-key=file:/dev/stdin`). Node gives a child a socket, not a pipe, as stdin, and opening
+   * /dev/stdin on a socket fails (ENXIO), so a shell moves the line into a real pipe; the line
+   * stays in an unexported shell variable, never in an argv or environment.
+   */
+  async call(args: readonly string[], timeoutMs = 30_000, input?: string): Promise<RunResult> {
+    const argv = [`--socket=${this.socket}`, ...args];
+    if (input === undefined) return this.run(this.bin, argv, { timeoutMs, env: this.env });
+    return this.run('sh', ['-c', LINE_TO_PIPE, this.bin, ...argv], { timeoutMs, env: this.env, input });
   }
 
   async must(what: string, args: readonly string[], timeoutMs?: number): Promise<RunResult> {

@@ -19,11 +19,12 @@ const REDACT_PATHS = [
 
 // A key has a body of letters and digits after its kind; help text's own placeholder
 // (`tskey-auth-...`) has none and stays readable.
-const KEY_PATTERN = /tskey-(?!(?:auth|client|api|webhook)-(?![A-Za-z0-9]))(?:[a-z]+-)?[A-Za-z0-9]{4,}[A-Za-z0-9_\-?=&.]*/g;
+// headscale's pre-auth keys are `hskey-auth-<body>` (v0.28+), masked the same way.
+const KEY_PATTERN = /(ts|hs)key-(?!(?:auth|client|api|webhook)-(?![A-Za-z0-9]))(?:[a-z]+-)?[A-Za-z0-9]{4,}[A-Za-z0-9_\-?=&.]*/g;
 
 /** Masks anything shaped like a Tailscale key inside free text (CLI output, error messages). */
 export function scrubSecrets(text: string, extra: readonly string[] = []): string {
-  let out = text.replace(KEY_PATTERN, 'tskey-[redacted]');
+  let out = text.replace(KEY_PATTERN, (_m, kind: string) => `${kind}key-[redacted]`);
   for (const s of extra) if (s.length >= 4) out = out.split(s).join('[redacted]');
   return out;
 }

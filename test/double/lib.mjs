@@ -5,7 +5,7 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } f
 import { join } from 'node:path';
 
 /** The one Tailscale release the double stands in for (README.md, "Pinned version"). */
-export const VERSION = '1.94.2';
+export const VERSION = '1.102.5';
 /** What the real binary reports as its long version (`status --json` Version); ours says what it is. */
 export const LONG_VERSION = `${VERSION}-ttestdouble-gtestdouble`;
 /** ipn.DefaultControlURL (ipn/prefs.go:41 at v1.94.2). */

@@ -164,8 +164,8 @@ const TUN_RULE: ServeRule = { port: 1, proto: 'tun', target: { host: '127.0.0.1'
 const UP_SETTINGS: UpSettings[] = [
   { hostname: 'web', tags: ['tag:web'], timeoutSec: 60 },
   { hostname: 'web', tags: [], timeoutSec: 5 },
-  { hostname: 'db-1', tags: ['tag:a', 'tag:b'], loginServer: 'https://hs.example.com', authKeyFile: '/run/tslink/x/authkey', timeoutSec: 60 },
-  { hostname: 'web', tags: ['tag:web'], loginServer: 'https://hs.example.com', authKeyFile: '/run/tslink/x/authkey', timeoutSec: 60, forceReauth: true },
+  { hostname: 'db-1', tags: ['tag:a', 'tag:b'], loginServer: 'https://hs.example.com', keyOnStdin: true, timeoutSec: 60 },
+  { hostname: 'web', tags: ['tag:web'], loginServer: 'https://hs.example.com', keyOnStdin: true, timeoutSec: 60, forceReauth: true },
 ];
 const SPECS: Pick<NodeSpec, 'serve' | 'service' | 'direct'>[] = [
   { serve: RULES, direct: true },

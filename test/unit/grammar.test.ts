@@ -587,7 +587,21 @@ describe('plugin settings', () => {
       crashCooldownMs: 300_000,
       drainWaitMs: 2_000,
       statusPollMs: 30_000,
+      tailscaledEnv: {},
     });
+  });
+
+  it('TSLINK_TAILSCALED_ENV lets through only Tailscale debug and disable knobs, never a key', () => {
+    assert.deepEqual(settingsOf({ TSLINK_TAILSCALED_ENV: ' TS_DEBUG_USE_DERP_HTTP=1  TS_DISABLE_PORTMAPPER=1\nTS_ASSUME_NETWORK_UP_FOR_TEST=1 ' }).tailscaledEnv, {
+      TS_DEBUG_USE_DERP_HTTP: '1', TS_DISABLE_PORTMAPPER: '1', TS_ASSUME_NETWORK_UP_FOR_TEST: '1',
+    });
+    for (const bad of ['TS_AUTHKEY=tskey-auth-x', 'TS_AUTH_KEY=x', 'PATH=/tmp', 'LD_PRELOAD=/x.so', 'TS_DEBUG_X', 'TS_DEBUG_X=$(id)', 'ts_debug_x=1']) {
+      const e = settingsErrors({ TSLINK_TAILSCALED_ENV: bad });
+      assert.equal(e.length, 1, bad);
+      assert.match(e[0]!, /^tslink: TSLINK_TAILSCALED_ENV=/);
+      assert.ok(!e[0]!.includes('tskey-auth-x'), 'a key given by mistake is never shown');
+    }
+    assert.equal(settingsErrors({ TSLINK_TAILSCALED_ENV: Array.from({ length: 33 }, (_, i) => `TS_DEBUG_K${i}=1`).join(' ') }).length, 1);
   });
 
   it('treats empty values as unset', () => {
@@ -627,6 +641,7 @@ describe('plugin settings', () => {
         crashCooldownMs: 1500,
         drainWaitMs: 1000,
         statusPollMs: 5000,
+        tailscaledEnv: {},
       },
     );
     for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const) assert.equal(settingsOf({ LOG_LEVEL: level }).logLevel, level);

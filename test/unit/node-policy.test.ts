@@ -56,8 +56,8 @@ describe('identity locks', () => {
 
 describe('tailscale CLI arguments', () => {
   it('always passes the full set with --reset, DNS off, a timeout, and the key only as a file', () => {
-    assert.deepEqual(upArgs({ hostname: 'web', tags: ['tag:web', 'tag:x'], loginServer: 'https://hs.example', authKeyFile: '/d/run/k', timeoutSec: 60 }), [
-      'up', '--reset', '--hostname=web', '--accept-dns=false', '--timeout=60s', '--advertise-tags=tag:web,tag:x', '--login-server=https://hs.example', '--auth-key=file:/d/run/k',
+    assert.deepEqual(upArgs({ hostname: 'web', tags: ['tag:web', 'tag:x'], loginServer: 'https://hs.example', keyOnStdin: true, timeoutSec: 60 }), [
+      'up', '--reset', '--hostname=web', '--accept-dns=false', '--timeout=60s', '--advertise-tags=tag:web,tag:x', '--login-server=https://hs.example', '--auth-key=file:/dev/stdin',
     ]);
     assert.deepEqual(upArgs({ hostname: 'a', tags: [], timeoutSec: 5 }), ['up', '--reset', '--hostname=a', '--accept-dns=false', '--timeout=5s', '--advertise-tags=']);
   });
@@ -105,6 +105,26 @@ describe('node spec', () => {
     assert.equal(nodeSpec(ep, net, 'tskey-client-x?ephemeral=true&preauthorized=true')?.ephemeral, true);
     assert.equal(nodeSpec(ep, { ...net, config: { ...net.config, ephemeral: true } })?.ephemeral, true);
     assert.equal(nodeSpec({ ...ep, sandboxKey: undefined }, net), undefined, 'not joined: no node');
+  });
+});
+
+describe('login keys and up failures (issue 21)', () => {
+  it('fills in an OAuth secret\'s missing attributes from the network: the real CLI makes a node ephemeral by default (defect 3)', async () => {
+    const { loginKey } = await import('../../src/node/node-config.js');
+    assert.equal(loginKey('tskey-client-abc', false), 'tskey-client-abc?ephemeral=false&preauthorized=true');
+    assert.equal(loginKey('tskey-client-abc?preauthorized=true', false), 'tskey-client-abc?preauthorized=true&ephemeral=false');
+    assert.equal(loginKey('tskey-client-abc?preauthorized=true', true), 'tskey-client-abc?preauthorized=true&ephemeral=true');
+    assert.equal(loginKey('tskey-client-abc?ephemeral=true', false), 'tskey-client-abc?ephemeral=true&preauthorized=true', 'the secret\'s own choice stands');
+    assert.equal(loginKey('tskey-auth-abc', true), 'tskey-auth-abc', 'a plain key carries its kind');
+    assert.equal(loginKey('hskey-auth-abc', true), 'hskey-auth-abc');
+  });
+
+  it('calls refused tags a tag problem, not a refused key (defect 7)', async () => {
+    const { classifyUpFailure } = await import('../../src/node/node-config.js');
+    const tags = classifyUpFailure('backend error: requested tags [tag:web] are invalid or not permitted');
+    assert.equal(tags.state, 'failed');
+    assert.match(tags.hint ?? '', /refused these tags/);
+    assert.equal(classifyUpFailure('backend error: invalid key: unable to validate API key').state, 'logged-out');
   });
 });
 
