@@ -463,8 +463,13 @@ describe('the test double refuses what Tailscale 1.94.2 refuses (with its daemon
     }
     assert.deepEqual(await d.tunAddresses(), [st.TailscaleIPs[0]], 'the address is on the real TUN');
     // The same state comes back logged in, with the same address, and takes an up without a key.
+    // As the real daemon: NoState with a node key until control's first netmap, then Running.
     await d.kill();
     await d.start();
+    const restarted = await d.status();
+    assert.equal(restarted.BackendState, 'NoState');
+    assert.equal(restarted['HaveNodeKey'], true);
+    await new Promise((r) => setTimeout(r, 300));
     assert.equal((await d.status()).BackendState, 'Running');
     assert.deepEqual(await d.tunAddresses(), [st.TailscaleIPs[0]]);
     assert.equal((await d.up('--hostname=web', '--advertise-tags=tag:web')).code, 0);
