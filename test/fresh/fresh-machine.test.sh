@@ -58,12 +58,12 @@ timed() { # timed LOG COMMAND...: runs in the clone, sets $rc and $secs
   (cd "$clone" && "$@") >"$log" 2>&1 </dev/null
   rc=$? secs=$((SECONDS - start))
 }
-# A fresh clone with a Go build and module cache as empty as a new machine's; the machine's own
-# caches are left alone (restored by not touching them).
+# A fresh clone: nothing built or unpacked in it. Go's own module and build caches are kept (a new
+# machine fills them once: 5.5 min for Tailscale, 5.7 min for headscale, measured on this kind),
+# so that this stage costs minutes, not half an hour.
 fresh_clone() {
   clone=$tmp/clone-$1
   git clone -q "$repo" "$clone" || bail "git clone failed"
-  export GOCACHE=$tmp/go-build-$1 GOMODCACHE=$tmp/go-mod-$1
   unset TSLINK_CACHE
 }
 check_install() { # check_install ORDER
