@@ -11,7 +11,7 @@ export type Proto = 'http' | 'https' | 'tcp' | 'tls-terminated-tcp' | 'tun';
 export const PROTOS: readonly Proto[] = ['http', 'https', 'tcp', 'tls-terminated-tcp', 'tun'];
 
 export interface ServeTarget {
-  /** `127.0.0.1` by default; `localhost`, another `127.x.x.x` address or `[::1]` (with brackets). */
+  /** `127.0.0.1` by default; `localhost` or another `127.x.x.x` address (never IPv6: see IPV6_TARGET). */
   host: string;
   port: number;
 }
@@ -43,7 +43,10 @@ const SERVE_OPTIONS_HELP = Object.values(SERVE_OPTIONS)
   .join(' and ');
 
 
-const LOOPBACK_RULE = "the target must be on the container's loopback: localhost, 127.0.0.1 (or another 127.x.x.x address) or [::1]";
+const LOOPBACK_RULE = "the target must be on the container's loopback: localhost or 127.0.0.1 (or another 127.x.x.x address)";
+// Tailscale's serve rebuilds a target as host:port without IPv6 brackets (ipn/serve.go
+// ExpandProxyTargetValue at 1.102.5), so it would dial "::1:port" and fail every connection.
+const IPV6_TARGET = "Tailscale's serve cannot reach an IPv6 target (it drops the brackets and dials ::1:<port>, which fails); make the app listen on 127.0.0.1 and give 127.0.0.1:<port>";
 const IPV4_OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
 const LOOPBACK_V4 = new RegExp(`^127(?:\\.${IPV4_OCTET}){3}$`);
 const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]$/;
@@ -51,7 +54,7 @@ const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]$/;
 const APP_CAP = /^(?:[\p{L}\p{N}-]+\.)+[\p{L}\p{N}-]+\/[\p{L}\p{N}\-/]+$/u;
 
 function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || LOOPBACK_V4.test(host);
+  return host === 'localhost' || LOOPBACK_V4.test(host);
 }
 
 /** The pieces of a serve value, split on the first `?`, then the first `/`, then the first `:`. */
@@ -83,7 +86,10 @@ function parseTarget(text: string, labelPort: number, report: Report): ServeTarg
   const portText = colon < 0 ? text : text.slice(colon + 1);
   const port = parsePort(portText);
   let ok = true;
-  if (colon >= 0 && !isLoopbackHost(host)) {
+  if (colon >= 0 && host.startsWith('[')) {
+    report(`${show(host)}: ${IPV6_TARGET}`);
+    ok = false;
+  } else if (colon >= 0 && !isLoopbackHost(host)) {
     report(`${show(host)} is not the container's loopback; ${LOOPBACK_RULE}`);
     ok = false;
   }

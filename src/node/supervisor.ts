@@ -220,7 +220,7 @@ export class NodeSupervisor {
       this.log.debug({ backend: o.status.BackendState }, o.kind === 'up' ? 'tailscale up done' : 'node resumed from its state: settings unchanged, no tailscale up');
       this.forceReauth = false; // logged in (to the new server): later restarts need no new login
       this.noteStatus(o.status);
-      await this.finishStart();
+      await this.finishStart(o.status);
     } catch (e) {
       if (this.stopping || this.child !== child) return;
       this.tail += `\n${(e as Error).message}`;
@@ -229,8 +229,14 @@ export class NodeSupervisor {
     }
   }
 
-  private async finishStart(): Promise<void> {
+  private async finishStart(status: TailscaleStatus): Promise<void> {
     if (this.spec.serve.length || this.spec.service || this.staleService) {
+      const noCerts = hasHttpsCapability(status) ? undefined : needsCertificates(this.spec);
+      if (noCerts) {
+        // Real `serve --https` on such a tailnet exits 0 having served nothing, or blocks.
+        this.set('failed', { lastError: `tslink: ${noCerts}: this tailnet gives its nodes no HTTPS certificates (enable HTTPS in the Tailscale admin console; headscale has none); serve http or tcp instead` });
+        return;
+      }
       this.set('serving-pending');
       await this.applyServe();
     }
@@ -327,3 +333,14 @@ export class NodeSupervisor {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The serve rules that need the tailnet's HTTPS certificates, named as labels, or undefined. */
+function needsCertificates(spec: NodeSpec): string | undefined {
+  const rules = spec.serve.filter((r) => r.proto === 'https' || r.proto === 'tls-terminated-tcp');
+  return rules.length ? rules.map((r) => `tslink.serve.${r.port}=${r.proto}`).join(', ') : undefined;
+}
+
+/** tailcfg.CapabilityHTTPS on the node itself: the tailnet issues it certificates. */
+function hasHttpsCapability(st: TailscaleStatus): boolean {
+  return (st.Self?.Capabilities ?? []).includes('https') || Object.prototype.hasOwnProperty.call(st.Self?.CapMap ?? {}, 'https');
+}

@@ -121,6 +121,17 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
     assert.equal(http, 'hello-from-gamma');
   });
 
+  it('https serving on a tailnet without certificates (headscale) is refused with the reason, not called running', async () => {
+    await run('real-tls', 'tlsnode', net, '--label', 'tslink.serve.443=https:8080');
+    const st = await waitFor('tlsnode failed', async () => {
+      const s = await nodeStatus('real-tls');
+      return s?.['state'] === 'failed' ? s : s?.['state'] === 'running' ? assert.fail('called running with https serving that cannot work') : undefined;
+    }, 60_000, 250);
+    assert.match(String(st['lastError']), /tslink\.serve\.443=https: this tailnet gives its nodes no HTTPS certificates/);
+    await inControl('tlsnode'); // the node itself is on the tailnet
+    await mustDocker('rm', '-f', 'real-tls');
+  });
+
   it('an ephemeral network\'s node is gone from control once its container is removed', async () => {
     await run('real-eph', 'eph1', ephNet);
     await running('real-eph', ephNet);

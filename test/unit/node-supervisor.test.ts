@@ -44,6 +44,8 @@ interface Script {
   backend: string;
   /** HaveNodeKey in status; by default a login for every state but NeedsLogin and NoState. */
   haveKey?: boolean;
+  /** The tailnet gives no HTTPS certificates (no `https` in the node's CapMap). */
+  noHttps?: boolean;
   up?: RunResult;
   crashAfterMs?: number;
 }
@@ -59,7 +61,7 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
     const a = (bin === 'sh' ? args.slice(3) : args).slice(1); // drop the shell and --socket
     calls.push(a);
     const haveKey = script.haveKey ?? !['NeedsLogin', 'NoState'].includes(script.backend);
-    if (a[0] === 'status') return { code: 0, stdout: JSON.stringify({ BackendState: script.backend, HaveNodeKey: haveKey, Self: { TailscaleIPs: ['100.64.1.2'] } }), stderr: '' };
+    if (a[0] === 'status') return { code: 0, stdout: JSON.stringify({ BackendState: script.backend, HaveNodeKey: haveKey, Self: { TailscaleIPs: ['100.64.1.2'], CapMap: script.noHttps ? {} : { https: null } } }), stderr: '' };
     if (a[0] === 'up') {
       if (a.includes('--auth-key=file:/dev/stdin')) keys.push((opts?.input ?? '').trim());
       const r = script.up ?? { code: 0, stdout: '', stderr: '' };
@@ -286,6 +288,15 @@ describe('node supervisor', () => {
     await t.until('running', () => t.sup.status.state === 'running');
     assert.equal(t.calls.filter((c) => c[0] === 'up').length, 0, 'resumed: no up');
     assert.deepEqual(t.keys, []);
+    await t.sup.stop({ logout: false });
+  });
+
+  it('refuses https serving on a tailnet without HTTPS certificates instead of calling it running (issue 21: defect 5)', async () => {
+    const t = setup({ backend: 'NeedsLogin', noHttps: true }, { serve: [{ port: 443, proto: 'https', target: { host: '127.0.0.1', port: 8080 } }] });
+    t.sup.start();
+    await t.until('failed', () => t.sup.status.state === 'failed');
+    assert.match(t.sup.status.lastError ?? '', /tslink\.serve\.443=https: this tailnet gives its nodes no HTTPS certificates/);
+    assert.ok(!t.calls.some((c) => c[0] === 'serve'), 'no serve call');
     await t.sup.stop({ logout: false });
   });
 
