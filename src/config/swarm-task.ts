@@ -46,7 +46,31 @@ export function swarmTask(labels: Readonly<Record<string, string>>): SwarmTask |
 const PLACEHOLDERS = ['.Service.Name', '.Service.ID', '.Task.Slot', '.Task.ID', '.Node.ID'] as const;
 type Placeholder = (typeof PLACEHOLDERS)[number];
 const SUPPORTED = PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ');
-const TEMPLATE = /\{\{-?\s*([^{}]*?)\s*-?\}\}/g;
+/** Longest label value that may hold templates: a hostname or a Service name is far shorter. */
+const MAX_TEMPLATE_VALUE = 1024;
+
+/**
+ * The `{{ ... }}` pieces of a value in one left-to-right pass (linear time: a regular expression
+ * here backtracked cubically on an unclosed `{{` followed by spaces, issue 22). Inner text holding
+ * `{` or `}` is no template, as Go's would not be one either.
+ */
+function* templates(value: string): Generator<{ start: number; end: number; inner: string }> {
+  let from = 0;
+  for (;;) {
+    const start = value.indexOf('{{', from);
+    if (start < 0) return;
+    const close = value.indexOf('}}', start + 2);
+    if (close < 0) return;
+    const body = value.slice(start + 2, close);
+    const brace = Math.max(body.lastIndexOf('{'), body.lastIndexOf('}'));
+    if (brace >= 0) {
+      from = start + 2 + brace; // restart at the last brace inside: no position is scanned twice
+      continue;
+    }
+    yield { start, end: close + 2, inner: body.replace(/^-/, '').replace(/-$/, '').trim() };
+    from = close + 2;
+  }
+}
 
 function valueOf(p: Placeholder, t: SwarmTask): string | undefined {
   switch (p) {
@@ -75,20 +99,21 @@ export function expandTemplate(value: string, task: SwarmTask | undefined, fit: 
   if (!task) {
     return { ok: false, problem: 'templates such as {{.Task.Slot}} are expanded only in the containers of swarm service tasks' };
   }
+  if (value.length > MAX_TEMPLATE_VALUE) return { ok: false, problem: `a value with templates may be at most ${MAX_TEMPLATE_VALUE} characters long (it is ${value.length})` };
   let problem: string | undefined;
-  const out = value.replace(TEMPLATE, (whole, inner: string) => {
-    const p = PLACEHOLDERS.find((x) => x === inner);
-    if (!p) {
-      problem ??= `${whole} is not a template tslink can expand from a task's labels; use ${SUPPORTED}`;
-      return whole;
-    }
-    const v = valueOf(p, task);
-    if (v === undefined) {
-      problem ??= `service ${task.serviceName} is global: its tasks have no slot; use {{.Node.ID}} to tell them apart`;
-      return whole;
-    }
-    return fit(v);
-  });
+  let out = '';
+  let at = 0;
+  for (const t of templates(value)) {
+    const whole = value.slice(t.start, t.end);
+    out += value.slice(at, t.start);
+    at = t.end;
+    const p = PLACEHOLDERS.find((x) => x === t.inner);
+    const v = p ? valueOf(p, task) : undefined;
+    if (!p) problem ??= `${whole} is not a template tslink can expand from a task's labels; use ${SUPPORTED}`;
+    else if (v === undefined) problem ??= `service ${task.serviceName} is global: its tasks have no slot; use {{.Node.ID}} to tell them apart`;
+    out += v === undefined ? whole : fit(v);
+  }
+  out += value.slice(at);
   if (problem) return { ok: false, problem };
   if (out.includes('{{') || out.includes('}}')) return { ok: false, problem: `an unclosed template; use ${SUPPORTED}` };
   return { ok: true, value: out };

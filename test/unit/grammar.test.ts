@@ -926,3 +926,41 @@ describe('container labels in context: the network and the Tailscale found', () 
     assert.ok(parse(svcTls, { tailscaleVersion: '1.94.2' }).ok);
   });
 });
+
+describe('hostile label values are parsed in linear time (issue 22)', () => {
+  const SWARM_LABELS = {
+    'com.docker.swarm.service.name': 'web', 'com.docker.swarm.service.id': 's'.repeat(25), 'com.docker.swarm.task.id': 't'.repeat(25),
+    'com.docker.swarm.task.name': `web.1.${'t'.repeat(25)}`, 'com.docker.swarm.node.id': 'n'.repeat(25),
+  };
+  // Each value is parsed within a bound far above a linear parse and far below what the old
+  // regular expression took (14 s at 4,000 characters, roughly cubic).
+  const BOUND_MS = 250;
+  const timed = (labels: Record<string, string>): number => {
+    const t0 = performance.now();
+    parseContainerLabels(labels, { tailscaleVersion: '1.102.5' } as never);
+    return performance.now() - t0;
+  };
+  it('an unclosed {{ followed by spaces, braces and dashes, up to 64 KiB, in every templated label', () => {
+    const shapes = (n: number): string[] => [
+      `{{${' '.repeat(n)}`, `{{-${' '.repeat(n)}-`, `${'{{ '.repeat(n / 3)}`, `${'{'.repeat(n)}`, `{{${' }'.repeat(n / 2)}`,
+      `${'{{.Task.Slot'.repeat(n / 12)}`, `{{${'-'.repeat(n)}}`, `${'}}{{'.repeat(n / 4)}`,
+    ];
+    for (const n of [1_000, 4_000, 65_536]) {
+      for (const v of shapes(n)) {
+        for (const key of ['tslink.hostname', 'tslink.service', 'tslink.tags']) {
+          const ms = timed({ ...SWARM_LABELS, [key]: v });
+          assert.ok(ms < BOUND_MS, `${key} of ${v.length} characters (${JSON.stringify(v.slice(0, 12))}...) took ${ms.toFixed(1)} ms`);
+        }
+      }
+    }
+  });
+
+  it('random values near Docker\'s limits stay within the bound', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('{', '}', ' ', '-', '.', 'a', 'T'), maxLength: 20_000 }), (v) => {
+        assert.ok(timed({ ...SWARM_LABELS, 'tslink.hostname': v }) < BOUND_MS);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
