@@ -78,7 +78,8 @@ export function buildServer(driver: Driver, log: Logger, observe: (url: string, 
 
   app.addHook('onResponse', async (req, reply) => {
     log.debug({ call: req.url.slice(0, 100), status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) }, 'plugin call');
-    observe(req.url, reply.statusCode, reply.elapsedTime / 1000);
+    // The matched route, never the raw path: an unknown path adds no new metrics series.
+    observe(req.routeOptions.url ?? 'other', reply.statusCode, reply.elapsedTime / 1000);
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {

@@ -36,6 +36,23 @@ async function setup(env: { authKey?: string } = { authKey: KEY }) {
 }
 
 describe('plugin server', () => {
+  it('counts unknown calls as one series, whatever their names (issue 22)', async () => {
+    const { Metrics } = await import('../../src/ops/metrics.js');
+    const metrics = new Metrics({ watcher: () => ({}) as never, endpointStates: () => [] });
+    const dataDir = tempDir();
+    const store = new StateStore(dataDir);
+    await store.load();
+    const { log } = captureLogger();
+    const app = buildServer(new Driver(store, new FakeHostNetwork(), testSettings({ dataDir, authKey: KEY }), log), log, (u, st, sec) => metrics.request(u, st, sec));
+    await app.ready();
+    for (let i = 0; i < 300; i++) await app.inject({ method: 'POST', url: `/NetworkDriver.Unknown${String.fromCharCode(65 + (i % 26))}${i}`, payload: '{}', headers: { 'content-type': 'application/json' } });
+    await app.inject({ method: 'POST', url: '/NetworkDriver.GetCapabilities', payload: '{}', headers: { 'content-type': 'application/json' } });
+    const text = await metrics.registry.getSingleMetricAsString('tslink_driver_request_duration_seconds');
+    const calls = new Set([...text.matchAll(/call="([^"]+)"/g)].map((m) => m[1]));
+    assert.deepEqual([...calls].sort(), ['NetworkDriver.GetCapabilities', 'other']);
+    await app.close();
+  });
+
   it('activates as a NetworkDriver with the plugin content type', async () => {
     const { call } = await setup();
     const r = await call('Plugin.Activate');
