@@ -45,7 +45,7 @@ describe('plugin server', () => {
     const { log } = captureLogger();
     const app = buildServer(new Driver(store, new FakeHostNetwork(), testSettings({ dataDir, authKey: KEY }), log), log, (u, st, sec) => metrics.request(u, st, sec));
     await app.ready();
-    for (let i = 0; i < 300; i++) await app.inject({ method: 'POST', url: `/NetworkDriver.Unknown${String.fromCharCode(65 + (i % 26))}${i}`, payload: '{}', headers: { 'content-type': 'application/json' } });
+    for (let i = 0; i < 300; i++) await app.inject({ method: 'POST', url: `/NetworkDriver.Unknown${String.fromCharCode(65 + (i % 26))}${String.fromCharCode(65 + Math.floor(i / 26))}`, payload: '{}', headers: { 'content-type': 'application/json' } });
     await app.inject({ method: 'POST', url: '/NetworkDriver.GetCapabilities', payload: '{}', headers: { 'content-type': 'application/json' } });
     const text = await metrics.registry.getSingleMetricAsString('tslink_driver_request_duration_seconds');
     const calls = new Set([...text.matchAll(/call="([^"]+)"/g)].map((m) => m[1]));
