@@ -87,6 +87,34 @@ for (const r of results) {
     '',
   );
 }
+// Real Tailscale and headscale (bench/real-tailnet.ts), beside the double's figures of the same engine.
+interface RealResult {
+  engine: string; engineVersion: string; date: string;
+  dockerRunToRunningMs: Stats; dockerRunToControlOnlineMs: Stats;
+  tailscaledRssMb: number; tailscaledLoginCpuMs: number; tailscaledIdleCpuMsPerMin: number;
+  nodes: number; recoveryMs: Stats; newNodesAfterRecovery: number;
+}
+const real = readdirSync(join(ROOT, 'bench'))
+  .filter((n) => /^real-results-.*\.json$/.test(n))
+  .map((n) => JSON.parse(readFileSync(join(ROOT, 'bench', n), 'utf8')) as RealResult)
+  .sort((a, b) => a.engine.localeCompare(b.engine));
+if (real.length) {
+  lines.push('## Real Tailscale 1.102.5 and headscale v0.29.2 (`bench/real-tailnet.ts`)', '',
+    'The suite\'s local tailnet: headscale with its embedded DERP in a namespace of its own, one real tailscaled per container. ' +
+    'The double\'s figures are from the table above, same engine.', '',
+    `| figure | ${real.map((r) => `Docker ${r.engine} (${r.date.slice(0, 10)})`).join(' | ')} |`, `|---|${real.map(() => '---|').join('')}`);
+  const double = (engine: string): Result | undefined => results.find((r) => r.engine === engine);
+  const realRows: [string, (r: RealResult) => string][] = [
+    ['`docker run` → node `running` (status), p50 / p99 (n)', (r) => `${f(r.dockerRunToRunningMs.median)} / ${f(r.dockerRunToRunningMs.p99)} ms (${r.dockerRunToRunningMs.n}); double: ${double(r.engine) ? `${f(double(r.engine)!.dockerRunToNodeUpMs.median)} ms` : '—'}`],
+    ['`docker run` → control lists the node online, p50 / p99', (r) => `${f(r.dockerRunToControlOnlineMs.median)} / ${f(r.dockerRunToControlOnlineMs.p99)} ms`],
+    ['RSS per tailscaled, idle after login', (r) => `${f(r.tailscaledRssMb)} MB`],
+    ['CPU per tailscaled: start and login / idle per minute', (r) => `${f(r.tailscaledLoginCpuMs, 0)} ms / ${f(r.tailscaledIdleCpuMsPerMin, 0)} ms`],
+    ['recovery of N nodes after kill -9, key deleted in control, median (runs)', (r) => `${r.nodes} nodes: ${f(r.recoveryMs.median / 1000, 2)} s (${r.recoveryMs.n}); double, 50 nodes: ${double(r.engine) ? `${f(double(r.engine)!.recovery50Ms.median / 1000, 2)} s` : '—'}`],
+    ['new nodes in control after the recoveries', (r) => String(r.newNodesAfterRecovery)],
+  ];
+  for (const [name, fn] of realRows) lines.push(`| ${name} | ${real.map(fn).join(' | ')} |`);
+  lines.push('');
+}
 const notes = join(ROOT, 'bench', 'NOTES.md');
 let extra = '';
 try {
