@@ -56,7 +56,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   process.umask(0o077);
   const owner = await ownDataDir(settings.dataDir, log);
   // Taken while no other tslink can start a daemon here: every leftover is in this one scan.
-  const leftovers = await Leftovers.find();
+  const leftovers = await Leftovers.find(settings.dataDir);
   if (leftovers.count) log.warn({ count: leftovers.count }, 'found tailscaled left by an earlier plugin process: each is stopped before its node starts again');
   const store = new StateStore(settings.dataDir);
   // A record with values that could never reach a host command is quarantined, never fatal.

@@ -1,5 +1,5 @@
-import { open, readFile, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -9,28 +9,43 @@ interface ProcessMark {
   start: string;
 }
 
-async function startTime(pid: number, proc: string): Promise<string | undefined> {
+export async function startTime(pid: number, proc = '/proc'): Promise<string | undefined> {
   const stat = await readFile(join(proc, String(pid), 'stat'), 'utf8').catch(() => undefined);
   // Field 22, counted after the command name, which may itself hold spaces and parentheses.
   return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
+/** In a node's state directory: the daemon tslink started there, as `<pid> <start time>`. */
+export const DAEMON_RECORD = 'tslink-daemon.pid';
+
+/** Records the daemon just started on `stateDir`, so that a later tslink can prove it is its own. */
+export async function recordDaemon(stateDir: string, pid: number, proc = '/proc'): Promise<void> {
+  const start = await startTime(pid, proc);
+  if (start !== undefined) await writeFile(join(stateDir, DAEMON_RECORD), `${pid} ${start}`, { mode: 0o600 });
+}
+
 /**
- * Every tailscaled on the machine by the state directory on its command line (a real daemon, or
- * one started through an interpreter). The reads run at once: a scan costs one read per process.
+ * The tailscaled that tslink started on its own state directories: a process counts only if its
+ * `--statedir` is a node directory under this data directory (`<dataDir>/by-hostname/<name>`) and
+ * that directory's record names it by pid and start time. Anybody else's tailscaled (the official
+ * image's, another tslink's, a user's own) is never touched, and a reused pid is no match.
  */
-export async function scanDaemons(proc = '/proc'): Promise<Map<string, number[]>> {
+export async function scanDaemons(dataDir: string, proc = '/proc'): Promise<Map<string, number[]>> {
+  const nodes = `${resolve(dataDir)}/by-hostname/`;
   const names = (await readdir(proc).catch(() => [] as string[])).filter((n) => /^\d+$/.test(n));
   const found = new Map<string, number[]>();
   await Promise.all(
     names.map(async (name) => {
       const argv = (await readFile(join(proc, name, 'cmdline'), 'utf8').catch(() => '')).split('\0');
       if (!argv.some((a) => /(^|\/)tailscaled$/.test(a))) return;
-      for (const a of argv) {
-        if (!a.startsWith('--statedir=')) continue;
-        const dir = a.slice('--statedir='.length);
-        found.set(dir, [...(found.get(dir) ?? []), Number(name)]);
-      }
+      const dirs = argv.filter((a) => a.startsWith('--statedir=')).map((a) => a.slice('--statedir='.length));
+      if (dirs.length !== 1) return;
+      const dir = dirs[0]!;
+      const rest = dir.startsWith(nodes) ? dir.slice(nodes.length) : '';
+      if (!/^[A-Za-z0-9-]{1,63}$/.test(rest)) return;
+      const [pid, start] = (await readFile(join(dir, DAEMON_RECORD), 'utf8').catch(() => '')).split(' ');
+      if (pid !== name || start === undefined || (await startTime(Number(name), proc)) !== start) return;
+      found.set(dir, [...(found.get(dir) ?? []), Number(name)]);
     }),
   );
   return found;
@@ -46,8 +61,8 @@ export async function scanDaemons(proc = '/proc'): Promise<Map<string, number[]>
 export class Leftovers {
   private constructor(private readonly found: Map<string, number[]>) {}
 
-  static async find(proc = '/proc'): Promise<Leftovers> {
-    return new Leftovers(await scanDaemons(proc));
+  static async find(dataDir: string, proc = '/proc'): Promise<Leftovers> {
+    return new Leftovers(await scanDaemons(dataDir, proc));
   }
 
   static none(): Leftovers {

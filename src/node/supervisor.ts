@@ -11,7 +11,7 @@ import { type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
 import { servePlan, type NodeSpec } from './node-config.js';
 import { WIREGUARD_PORT } from '../config/tailnet.js';
 import { socketIsLive } from '../util/socket-probe.js';
-import { type Leftovers, StateDirHeld, StateDirLock, stopProcesses } from './daemon-ownership.js';
+import { type Leftovers, StateDirHeld, StateDirLock, recordDaemon, stopProcesses } from './daemon-ownership.js';
 import { shortId } from '../util/short-id.js';
 import type { NodeState, NodeStatus } from './status.js';
 
@@ -189,6 +189,8 @@ export class NodeSupervisor {
       });
     });
     this.log.debug({ pid: child.pid }, 'tailscaled spawned');
+    // The proof a later tslink needs before it may stop this daemon as a leftover.
+    if (child.pid) await recordDaemon(this.paths.stateDir, child.pid).catch((e: Error) => this.log.warn({ err: e.message }, 'could not record the daemon\'s pid'));
     if (!(await this.waitForSocket(child))) {
       if (this.child === child && !this.stopping) child.kill('SIGKILL');
       return;

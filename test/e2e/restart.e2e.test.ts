@@ -8,7 +8,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { recordDaemon } from '../../src/node/daemon-ownership.js';
 import { join } from 'node:path';
 import {
   DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, e2eSkipReason, mustDocker, restartEngine, sh, tailscaleAddress,
@@ -116,16 +118,31 @@ describe(`restarts and recovery on Docker ${ENGINE}`, { skip }, () => {
       const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', container);
       const dir = join(plugin.dataDir, 'run', `orphan-${hostname}`);
       mkdirSync(dir, { recursive: true });
-      const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, join(DOUBLE_DIR, 'tailscaled'), `--statedir=${join(plugin.dataDir, 'by-hostname', hostname)}`, `--socket=${join(dir, 'ts.sock')}`, '--tun=tailscale0', '--port=41641'], { detached: true, stdio: 'ignore' });
+      const stateDir = join(plugin.dataDir, 'by-hostname', hostname);
+      mkdirSync(stateDir, { recursive: true });
+      const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, join(DOUBLE_DIR, 'tailscaled'), `--statedir=${stateDir}`, `--socket=${join(dir, 'ts.sock')}`, '--tun=tailscale0', '--port=41641'], { detached: true, stdio: 'ignore' });
       child.unref();
+      // As tslink records every daemon it starts: the proof that lets a later tslink stop it.
+      await recordDaemon(stateDir, child.pid!);
       return child.pid!;
     };
     const left = [await orphan(keep!, keep!), await orphan(lender, uniq('stray'))];
     await waitFor('both leftovers run', async () => (await tailscaledProcesses(plugin.dataDir)).length === 2, 15_000, 100);
+    // Decoys that are not tslink's (issue 22): a user's tailscaled elsewhere, and one on a state
+    // directory under the data dir that tslink never recorded starting. Both must survive.
+    const decoyDir = mkdtempSync(join(tmpdir(), 'tslink-decoy-'));
+    const decoys = [join(decoyDir, 'elsewhere'), join(plugin.dataDir, 'by-hostname', uniq('unrecorded'))].map((stateDir, i) => {
+      mkdirSync(stateDir, { recursive: true });
+      const c = spawn('unshare', ['-n', '--', process.execPath, join(DOUBLE_DIR, 'tailscaled'), `--statedir=${stateDir}`, `--socket=${join(decoyDir, `d${i}.sock`)}`, '--tun=tailscale0', '--port=41641'], { detached: true, stdio: 'ignore' });
+      c.unref();
+      return c;
+    });
     await plugin.start();
     assert.deepEqual(await identities([keep!]), before, 'the node came back with its identity');
     await waitFor('both leftovers stopped', async () => left.every((p) => !existsSync(`/proc/${p}`) || readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ')), 30_000, 200);
     await assertOneDaemonPerContainer('after');
+    for (const d of decoys) assert.ok(d.exitCode === null && d.signalCode === null && existsSync(`/proc/${d.pid}`), `the decoy ${d.pid} is alive after the start`);
+    for (const d of decoys) d.kill('SIGKILL');
     const found = plugin.log().split('\n').filter((l) => l.includes('found tailscaled left by an earlier plugin process')).at(-1);
     assert.equal((JSON.parse(found ?? '{}') as { count?: number }).count, 2, 'the start found both leftovers in its one scan');
     await removeAll();

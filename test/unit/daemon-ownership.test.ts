@@ -16,25 +16,42 @@ const alive = (pid: number): boolean => {
 };
 
 describe('daemon ownership', () => {
-  it('finds the tailscaled processes of one state directory by their command line', async () => {
+  it('finds only the tailscaled it can prove it started: under its data directory, pid and start time recorded (issue 22)', async () => {
     const proc = tempDir();
-    const fake = (pid: number, argv: string[]): void => {
+    const data = tempDir();
+    const fake = (pid: number, argv: string[], start = '1000'): void => {
       mkdirSync(join(proc, String(pid)));
       writeFileSync(join(proc, String(pid), 'cmdline'), argv.join('\0') + '\0');
+      writeFileSync(join(proc, String(pid), 'stat'), `${pid} (tailscaled) S ${'0 '.repeat(18)}${start} 0 0`);
     };
-    fake(10, ['/usr/bin/tailscaled', '--statedir=/data/by-hostname/web', '--socket=/x']);
-    fake(11, ['node', '/opt/double/tailscaled', '--statedir=/data/by-hostname/web']);
-    fake(12, ['/usr/bin/tailscaled', '--statedir=/data/by-hostname/web2']);
-    fake(13, ['/bin/sh', '-c', 'echo --statedir=/data/by-hostname/web']);
+    const node = (name: string, record?: string): string => {
+      const dir = join(data, 'by-hostname', name);
+      mkdirSync(dir, { recursive: true });
+      if (record) writeFileSync(join(dir, 'tslink-daemon.pid'), record);
+      return dir;
+    };
+    const web = node('web', '10 1000');
+    fake(10, ['/usr/bin/tailscaled', `--statedir=${web}`, '--socket=/x']);
+    const web2 = node('web2', '12 1000');
+    fake(12, ['node', '/opt/double/tailscaled', `--statedir=${web2}`]);
+    fake(13, ['/bin/sh', '-c', `echo --statedir=${web}`]);
+    const gone = node('gone', '14 1000');
+    fake(14, ['/usr/bin/tailscaled', `--statedir=${gone}`]);
+    // Not ours: a decoy elsewhere, the official image's daemon, one under our data dir with no
+    // record, one whose pid was reused (another start time), one with a path climbing out.
+    fake(20, ['/usr/local/bin/tailscaled', '--statedir=/elsewhere']);
+    fake(21, ['tailscaled', '--socket=/tmp/tailscaled.sock', '--statedir=/var/lib/tailscale']);
+    fake(22, ['/usr/bin/tailscaled', `--statedir=${node('norecord')}`]);
+    const reused = node('reused', '23 999');
+    fake(23, ['/usr/bin/tailscaled', `--statedir=${reused}`]);
+    fake(24, ['/usr/bin/tailscaled', `--statedir=${data}/by-hostname/../by-hostname/web`]);
     writeFileSync(join(proc, 'self'), '');
-    fake(14, ['/usr/bin/tailscaled', '--statedir=/data/by-hostname/gone']);
-    const left = await Leftovers.find(proc);
-    assert.equal(left.count, 4);
-    assert.deepEqual(left.take('/data/by-hostname/web').sort(), [10, 11]);
-    assert.deepEqual(left.take('/data/by-hostname/web'), [], 'each leftover is handed out once');
-    assert.deepEqual(left.take('/data/by-hostname/x'), []);
-    assert.deepEqual(left.takeAllBut(new Set(['/data/by-hostname/web2'])), [14], 'the GC gets the leftovers of nodes no endpoint uses');
-    assert.deepEqual(left.take('/data/by-hostname/web2'), [12]);
+    const left = await Leftovers.find(data, proc);
+    assert.equal(left.count, 3);
+    assert.deepEqual(left.take(web), [10]);
+    assert.deepEqual(left.take(web), [], 'each leftover is handed out once');
+    assert.deepEqual(left.takeAllBut(new Set([web2])), [14], 'the GC gets the leftovers of nodes no endpoint uses');
+    assert.deepEqual(left.take(web2), [12]);
   });
 
   it('stops with SIGTERM first and SIGKILL only what outlives the grace period', async () => {
