@@ -140,9 +140,10 @@ describe(`restarts and recovery on Docker ${ENGINE}`, { skip }, () => {
     await plugin.start();
     assert.deepEqual(await identities([keep!]), before, 'the node came back with its identity');
     await waitFor('both leftovers stopped', async () => left.every((p) => !existsSync(`/proc/${p}`) || readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ')), 30_000, 200);
-    await assertOneDaemonPerContainer('after');
     for (const d of decoys) assert.ok(d.exitCode === null && d.signalCode === null && existsSync(`/proc/${d.pid}`), `the decoy ${d.pid} is alive after the start`);
     for (const d of decoys) d.kill('SIGKILL');
+    await waitFor('decoys gone', async () => decoys.every((d) => d.exitCode !== null || d.signalCode !== null), 10_000, 50);
+    await assertOneDaemonPerContainer('after');
     const found = plugin.log().split('\n').filter((l) => l.includes('found tailscaled left by an earlier plugin process')).at(-1);
     assert.equal((JSON.parse(found ?? '{}') as { count?: number }).count, 2, 'the start found both leftovers in its one scan');
     await removeAll();
