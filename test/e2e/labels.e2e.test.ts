@@ -51,7 +51,7 @@ describe(`every README label and network option on Docker ${ENGINE}`, { skip }, 
     { what: 'http with a path', labels: { 'tslink.serve.80': 'http:8080/app' }, calls: ['serve --bg --yes --http=80 --set-path=/app http://127.0.0.1:8080'] },
     { what: 'https with app capabilities', labels: { 'tslink.serve.443': 'https:8443/api?accept-app-caps=example.com/cap/x' }, calls: ['serve --bg --yes --https=443 --set-path=/api --accept-app-caps=example.com/cap/x http://127.0.0.1:8443'] },
     { what: 'tcp with PROXY protocol v2', labels: { 'tslink.serve.5432': 'tcp:5432?proxy-protocol=2' }, calls: ['serve --bg --yes --tcp=5432 --proxy-protocol=2 tcp://127.0.0.1:5432'] },
-    { what: 'tls-terminated-tcp to [::1]', labels: { 'tslink.serve.6443': 'tls-terminated-tcp:[::1]:6443' }, calls: ['serve --bg --yes --tls-terminated-tcp=6443 tcp://[::1]:6443'] },
+    { what: 'tls-terminated-tcp to another loopback address', labels: { 'tslink.serve.6443': 'tls-terminated-tcp:127.0.0.2:6443' }, calls: ['serve --bg --yes --tls-terminated-tcp=6443 tcp://127.0.0.2:6443'] },
     {
       what: 'a tagged Service backend served directly too',
       labels: { 'tslink.tags': 'tag:svc', 'tslink.service': 'svc:api', 'tslink.serve.443': 'https:8080', 'tslink.direct': 'true' },
@@ -68,6 +68,14 @@ describe(`every README label and network option on Docker ${ENGINE}`, { skip }, 
       for (const want of c.calls) assert.ok(calls.some((l) => l.endsWith(want)), `${want}\nin:\n${calls.join('\n')}`);
     });
   }
+
+  it('refuses a [::1] serve target at docker run, saying why (Tailscale cannot dial it; issue 21, defect 4)', async () => {
+    const name = uniq('v6');
+    containers.push(name);
+    const r = await docker('run', '-d', '--name', name, '--network', net, '--label', `tslink.hostname=${name}`, '--label', 'tslink.serve.6443=tcp:[::1]:6443', IMAGE, 'sleep', '600');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Tailscale's serve cannot reach an IPv6 target/);
+  });
 
   it('defaults the hostname to the container name, made a DNS label', async () => {
     const name = `${uniq('Web_App')}`;
