@@ -63,6 +63,13 @@ export async function readStatus(dataDir: string): Promise<StatusReport> {
 
 const isProblem = (e: EndpointView): boolean => e.state !== 'running' && e.state !== 'stopped';
 
+/**
+ * Text from files and daemons made safe for a terminal: control characters (escape sequences
+ * included) and C1 controls become one space each, so an error text cannot move the cursor,
+ * recolour or retitle the operator's terminal (issue 22).
+ */
+export const forTerminal = (s: string): string => s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+
 /** The table `tslink status` prints: problems first, each followed by its hint. */
 export function formatStatus(r: StatusReport, now = Date.now()): string {
   const rows = [...r.endpoints].sort((a, b) => Number(isProblem(b)) - Number(isProblem(a)) || (a.hostname ?? '').localeCompare(b.hostname ?? ''));
@@ -73,7 +80,8 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   };
   const table = [['CONTAINER', 'HOSTNAME', 'NETWORK', 'STATE', 'TAILSCALE IP', 'SINCE', 'LAST ERROR']];
   for (const e of rows) {
-    table.push([e.containerName ?? (e.container ?? '').slice(0, 12) ?? '-', e.hostname ?? '-', e.network.slice(0, 12), e.state, e.tailscaleIPs[0] ?? '-', ago(e.since), (e.lastError ?? '').replace(/\s+/g, ' ').slice(0, 100)]);
+    const cells = [e.containerName ?? (e.container ?? '').slice(0, 12) ?? '-', e.hostname ?? '-', e.network.slice(0, 12), e.state, e.tailscaleIPs[0] ?? '-', ago(e.since), (e.lastError ?? '').replace(/\s+/g, ' ').slice(0, 100)];
+    table.push(cells.map(forTerminal));
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   const lines = table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
