@@ -14,37 +14,32 @@ ts_version=$(sed -n "s/^export const SUPPORTED_TAILSCALE = '\([0-9.]*\)';$/\1/p"
 [ -n "$ts_version" ] || { echo "build-tailscale: no SUPPORTED_TAILSCALE in src/config/tailscale-features.ts" >&2; exit 1; }
 command -v go >/dev/null || { echo "build-tailscale: Go is missing (this needs Go 1.26 and the Go module proxy)" >&2; exit 1; }
 
-# go_install DIR MODULE@VERSION...: into DIR, unless DIR is complete already. A half-built DIR is
-# never taken for done: binaries land in a temporary directory that is renamed at the end.
-go_install() {
-  local dir=$1; shift
-  local names=() m
-  for m in "$@"; do m=${m%@*}; names+=("${m##*/}"); done
-  local n ok=1
-  for n in "${names[@]}"; do [ -x "$dir/$n" ] || ok=0; done
+# build_into DIR BUILDER NAME...: unless DIR already holds every NAME, runs `BUILDER TMP` and
+# renames TMP to DIR once it succeeded, so a half-built DIR is never taken for done.
+build_into() {
+  local dir=$1 builder=$2 ok=1 n tmp; shift 2
+  for n in "$@"; do [ -x "$dir/$n" ] || ok=0; done
   ((ok)) && return 0
-  echo "build-tailscale: go install $* (first time on this machine: minutes)" >&2
-  local tmp
+  echo "build-tailscale: $builder into $dir (first time on this machine: minutes)" >&2
   mkdir -p "$(dirname "$dir")"
   tmp=$(mktemp -d "$dir.building.XXXXXX")
-  # No cgo: static binaries that run inside the plugin's minimal rootfs. -trimpath: no build paths.
-  CGO_ENABLED=0 GOBIN=$tmp GOFLAGS=-trimpath go install "$@" >&2
+  "$builder" "$tmp" >&2
   rm -rf "$dir" && mv "$tmp" "$dir"
 }
 
-go_install "$cache/tailscale/v$ts_version" "tailscale.com/cmd/tailscale@v$ts_version" "tailscale.com/cmd/tailscaled@v$ts_version"
+# No cgo: static binaries that run inside the plugin's minimal rootfs. -trimpath: no build paths.
+tailscale_build() {
+  CGO_ENABLED=0 GOBIN=$1 GOFLAGS=-trimpath go install "tailscale.com/cmd/tailscale@v$ts_version" "tailscale.com/cmd/tailscaled@v$ts_version"
+}
+# headscale is pinned by tools/headscale/go.mod (a tool directive, checked by go.sum): the module
+# proxy refuses headscale's version list, which `go install pkg@version` reads for deprecation
+# notices, so `go install github.com/juanfont/headscale/cmd/headscale@v0.29.2` fails here.
+headscale_build() {
+  (cd tools/headscale && CGO_ENABLED=0 go build -trimpath -o "$1/headscale" github.com/juanfont/headscale/cmd/headscale)
+}
+
+build_into "$cache/tailscale/v$ts_version" tailscale_build tailscale tailscaled
 if [ "${1:-}" = --headscale ]; then
-  # headscale is pinned by tools/headscale/go.mod (a tool directive, checked by go.sum): the module
-  # proxy refuses headscale's version list, which `go install pkg@version` reads for deprecation
-  # notices, so `go install github.com/juanfont/headscale/cmd/headscale@v0.29.2` fails here.
-  hs_version=$(awk '$1 == "github.com/juanfont/headscale" {print $2}' tools/headscale/go.mod)
-  dir=$cache/headscale/$hs_version
-  if [ ! -x "$dir/headscale" ]; then
-    echo "build-tailscale: go build headscale $hs_version (first time on this machine: minutes)" >&2
-    mkdir -p "$cache/headscale"
-    tmp=$(mktemp -d "$dir.building.XXXXXX")
-    (cd tools/headscale && CGO_ENABLED=0 go build -trimpath -o "$tmp/headscale" github.com/juanfont/headscale/cmd/headscale) >&2
-    rm -rf "$dir" && mv "$tmp" "$dir"
-  fi
+  build_into "$cache/headscale/$(awk '$1 == "github.com/juanfont/headscale" {print $2}' tools/headscale/go.mod)" headscale_build headscale
 fi
 echo "$cache/tailscale/v$ts_version"

@@ -10,9 +10,10 @@
 # Where it cannot install (not Debian, not root, no apt-get) it exits 1 naming what is missing.
 # APT_CONFIG is honoured (the provisioning test runs against throwaway apt configurations).
 set -euo pipefail
+install_pkgs=(iptables iproute2 util-linux procps docker.io containerd runc)
 case ${1:-} in
-  install) pkgs=(iptables iproute2 util-linux procps docker.io containerd runc) ;;
-  test) pkgs=(iptables iproute2 util-linux procps docker.io containerd runc busybox-static docker-registry) ;;
+  install) pkgs=("${install_pkgs[@]}") ;;
+  test) pkgs=("${install_pkgs[@]}" busybox-static docker-registry) ;;
   *) echo "usage: $0 install|test" >&2; exit 2 ;;
 esac
 say() { echo "tslink: $*"; }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -102,4 +103,3 @@ export async function logIn(i: LoginInput): Promise<LoginOutcome> {
   return { kind: 'up', status: await i.cli.status() };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

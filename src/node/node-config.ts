@@ -37,12 +37,19 @@ export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: strin
     hostname: c.hostname,
     tags: effectiveTags(net.config, c),
     loginServer: net.config.loginServer,
-    // loginKey() gives a client secret without the attribute the network's own kind.
-    ephemeral: net.config.ephemeral || /^tskey-client-[^?]*\?(?:.*&)?ephemeral=true(&|$)/.test(authKey ?? ''),
+    // A client secret's own `ephemeral` attribute wins; loginKey() gives one without it the network's kind.
+    ephemeral: net.config.ephemeral || clientSecretAttrs(authKey ?? '')?.attrs.get('ephemeral') === 'true',
     service: c.service,
     serve: c.serve,
     direct: c.direct,
   };
+}
+
+/** An OAuth client secret split into the secret and its `?attributes`; undefined for any other key. */
+function clientSecretAttrs(key: string): { secret: string; attrs: URLSearchParams } | undefined {
+  if (!key.startsWith('tskey-client-')) return undefined;
+  const q = key.indexOf('?');
+  return { secret: q < 0 ? key : key.slice(0, q), attrs: new URLSearchParams(q < 0 ? '' : key.slice(q + 1)) };
 }
 
 /**
@@ -51,10 +58,9 @@ export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: strin
  * attribute the secret leaves out, from the network. Plain keys carry their kind themselves.
  */
 export function loginKey(key: string, ephemeral: boolean): string {
-  if (!key.startsWith('tskey-client-')) return key;
-  const q = key.indexOf('?');
-  const secret = q < 0 ? key : key.slice(0, q);
-  const attrs = new URLSearchParams(q < 0 ? '' : key.slice(q + 1));
+  const parsed = clientSecretAttrs(key);
+  if (!parsed) return key;
+  const { secret, attrs } = parsed;
   if (!attrs.has('ephemeral')) attrs.set('ephemeral', String(ephemeral));
   if (!attrs.has('preauthorized')) attrs.set('preauthorized', 'true');
   return `${secret}?${attrs.toString()}`;

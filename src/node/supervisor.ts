@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { isFreshIdentity, logIn } from './login.js';
@@ -334,7 +335,6 @@ export class NodeSupervisor {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The serve rules that need the tailnet's HTTPS certificates, named as labels, or undefined. */
 function needsCertificates(spec: NodeSpec): string | undefined {

@@ -1,9 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateDirHeld, StateDirLock } from '../node/daemon-ownership.js';
 import type { Logger } from '../util/log.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Makes this process the one tslink serving `dataDir`. Two would start two daemons per node and

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, sh, sleep, waitFor } from './harness.js';
 import { SUPPORTED_TAILSCALE } from '../../src/config/tailscale-features.js';
+import { shortId } from '../../src/util/short-id.js';
 
 /** The pinned real Tailscale, as scripts/build-tailscale.sh builds it. */
 export const REAL_TS_DIR = join(ROOT, '.cache/tailscale', `v${SUPPORTED_TAILSCALE}`);
@@ -233,5 +234,5 @@ function headscaleConfig(dir: string): string {
 
 /** `tailscale` against a node's own daemon socket (the plugin's run directory). */
 export function nodeCli(dataDir: string, endpointId: string, args: readonly string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return sh(join(REAL_TS_DIR, 'tailscale'), [`--socket=${join(dataDir, 'run', endpointId.slice(0, 12), 'tailscaled.sock')}`, ...args], { timeoutMs });
+  return sh(join(REAL_TS_DIR, 'tailscale'), [`--socket=${join(dataDir, 'run', shortId(endpointId), 'tailscaled.sock')}`, ...args], { timeoutMs });
 }

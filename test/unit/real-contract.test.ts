@@ -112,7 +112,26 @@ describe(`the double answers as the real Tailscale ${SUPPORTED_TAILSCALE} does`,
     assert.deepEqual(diffs, []);
   });
 
-  it('with a daemon on a fresh state: status before a login, then NoState with a node key after a restart', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+  it('with some tailscaled running elsewhere, an unreachable socket is reported the same way (the CLI names that process)', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+    const d = mkdtempSync(join(dir, 'other-'));
+    const other = spawn('unshare', ['-n', '--', join(REAL, 'tailscaled'), `--statedir=${d}`, `--socket=${join(d, 's')}`, '--tun=userspace-networking', '--no-logs-no-support'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const diffs: string[] = [];
+      for (const args of [['status', '--json'], ['up', '--reset', '--hostname=web', '--accept-dns=false', '--timeout=5s', '--advertise-tags=']]) {
+        const argv = [`--socket=${nowhere}`, ...args];
+        const [db, r] = await Promise.all([run(join(DOUBLE, 'tailscale'), argv), run(join(REAL, 'tailscale'), argv)]);
+        assert.match(r.stderr, /which appears to be running as tailscaled/, 'the real CLI saw the other daemon');
+        if (db.code !== r.code || normal(db.stderr) !== normal(r.stderr)) diffs.push(`${args[0]}\n    real:   ${r.code} ${normal(r.stderr)}\n    double: ${db.code} ${normal(db.stderr)}`);
+      }
+      assert.deepEqual(diffs, []);
+    } finally {
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+    }
+  });
+
+  it('with a daemon on a fresh state: the same BackendState and HaveNodeKey before a login', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
     // Both daemons, each in a network namespace of its own, on a state that never logged in.
     const shapes: Record<string, unknown>[] = [];
     for (const bin of [join(DOUBLE, 'tailscaled'), join(REAL, 'tailscaled')]) {
