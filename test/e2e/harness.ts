@@ -202,3 +202,30 @@ export async function tailscaledProcesses(dataDir: string): Promise<number[]> {
   }
   return pids;
 }
+
+/**
+ * A reboot's effect on the kernel: every tslink link, route and chain gone (the disk keeps the
+ * records). Call it with dockerd, the plugin and every tailscaled already stopped.
+ */
+export async function clearKernelState(): Promise<void> {
+  for (const l of (await tslinkHostObjects()).filter((o) => o.startsWith('link '))) await sh('ip', ['link', 'del', l.slice(5).split('@')[0]!]);
+  await sh('ip', ['route', 'flush', 'proto', '211']);
+  for (const [table, chain, from] of [['filter', 'TSLINK-FORWARD', 'FORWARD'], ['nat', 'TSLINK-POSTROUTING', 'POSTROUTING']] as const) {
+    await sh('iptables', ['-w', '-t', table, '-D', from, '-j', chain]);
+    await sh('iptables', ['-w', '-t', table, '-F', chain]);
+    await sh('iptables', ['-w', '-t', table, '-X', chain]);
+  }
+}
+
+/** A plugin registry on 127.0.0.1:5000 (Debian's docker-registry), as `docker plugin install` reads one. */
+export async function startRegistry(): Promise<{ ref: (name: string, tag: string) => string; stop(): void }> {
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const store = mkdtempSync(join(tmpdir(), 'tslink-registry-'));
+  const config = join(store, 'config.yml');
+  writeFileSync(config, `version: 0.1\nlog: { level: error }\nstorage: { filesystem: { rootdirectory: ${store}/data } }\nhttp: { addr: 127.0.0.1:5000 }\n`);
+  const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
+  await waitFor('registry', async () => (await sh('bash', ['-c', 'exec 3<>/dev/tcp/127.0.0.1/5000'])).code === 0 || undefined, 10_000, 100);
+  return { ref: (name, tag) => `127.0.0.1:5000/${name}:${tag}`, stop: () => child.kill() };
+}

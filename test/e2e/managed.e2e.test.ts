@@ -1,11 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DOCKER, ENGINE, IMAGE, ROOT, docker, e2eSkipReason, mustDocker, pluginCall, sh, tailscaleAddress, tslinkHostObjects, uniq, waitFor,
+  DOCKER, ENGINE, IMAGE, ROOT, docker, e2eSkipReason, mustDocker, pluginCall, sh, startRegistry, tailscaleAddress, tslinkHostObjects, uniq, waitFor,
 } from './harness.js';
 
 const skip = await e2eSkipReason();
@@ -118,15 +117,11 @@ describe(`managed plugin on Docker ${ENGINE}`, { skip }, () => {
 describe(`docker plugin install from a registry, and Compose, on Docker ${ENGINE}`, { skip }, () => {
   const ref = `${REGISTRY}/tslink:${VERSION}`;
   const installedData = dataDir();
-  let registry: ChildProcess | undefined;
+  let registry: { stop(): void } | undefined;
   const composeEnv = { ...process.env, TS_AUTHKEY: KEY };
 
   before(async () => {
-    const store = mkdtempSync(join(tmpdir(), 'tslink-registry-'));
-    const config = join(store, 'config.yml');
-    writeFileSync(config, `version: 0.1\nlog: { level: error }\nstorage: { filesystem: { rootdirectory: ${store}/data } }\nhttp: { addr: ${REGISTRY} }\n`);
-    registry = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
-    await waitFor('registry', async () => (await sh('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/5000`])).code === 0 || undefined, 10_000, 100);
+    registry = await startRegistry();
     await removePlugin(ref);
     await removePlugin('tslink:latest');
     await mustDocker('plugin', 'create', ref, await buildBundle());
@@ -136,7 +131,7 @@ describe(`docker plugin install from a registry, and Compose, on Docker ${ENGINE
   after(async () => {
     await sh(DOCKER, ['compose', '-f', join(ROOT, 'examples/compose.yaml'), '-f', join(ROOT, 'test/e2e/compose.override.yaml'), 'down'], { env: composeEnv });
     await removePlugin('tslink:latest');
-    registry?.kill();
+    registry?.stop();
   });
 
   it('installs the way the README says and brings the first labelled container to running', async () => {

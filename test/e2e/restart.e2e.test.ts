@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { recordDaemon } from '../../src/node/daemon-ownership.js';
 import { join } from 'node:path';
 import {
-  DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, e2eSkipReason, mustDocker, restartEngine, sh, tailscaleAddress,
+  clearKernelState, DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, e2eSkipReason, mustDocker, restartEngine, sh, tailscaleAddress,
   tailscaledProcesses, tslinkHostObjects, uniq, waitFor,
 } from './harness.js';
 
@@ -194,13 +194,7 @@ describe(`restarts and recovery on Docker ${ENGINE}`, { skip }, () => {
     await sh(join(ROOT, 'scripts/engine.sh'), ['stop']);
     await plugin.kill('SIGKILL');
     for (const pid of await tailscaledProcesses(plugin.dataDir)) process.kill(pid, 'SIGKILL');
-    for (const l of (await tslinkHostObjects()).filter((o) => o.startsWith('link '))) await sh('ip', ['link', 'del', l.slice(5).split('@')[0]!]);
-    await sh('ip', ['route', 'flush', 'proto', '211']);
-    for (const [table, chain, from] of [['filter', 'TSLINK-FORWARD', 'FORWARD'], ['nat', 'TSLINK-POSTROUTING', 'POSTROUTING']] as const) {
-      await sh('iptables', ['-w', '-t', table, '-D', from, '-j', chain]);
-      await sh('iptables', ['-w', '-t', table, '-F', chain]);
-      await sh('iptables', ['-w', '-t', table, '-X', chain]);
-    }
+    await clearKernelState();
     assert.deepEqual(await tslinkHostObjects(), [], 'the "reboot" left nothing');
     // Power on: dockerd and the legacy plugin start together, as a boot starts both units.
     // dockerd restores restart-policy containers before it serves its API, and waits for the
