@@ -10,7 +10,8 @@
 # host of its own: Docker's default paths, the plugin's default mounts. The nodes are joined by a
 # bridge in a hub namespace that also runs the registry (10.213.0.254:5000). Nothing here touches
 # the host's own Docker, network namespace or paths (each node's mounts live in its namespace).
-# BUNDLE: a plugin bundle made by build-rootfs.sh --with-test-double (default: built here).
+# BUNDLE: a plugin bundle made by build-rootfs.sh (default: built here with --with-test-double).
+# TSLINK_BED_SETTINGS: more KEY=VALUE plugin settings given to each install, one per line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${TSLINK_CACHE:-$PWD/.cache}
@@ -95,13 +96,15 @@ up() {
     bundle=$base/bundle
     scripts/build-rootfs.sh --with-test-double "$bundle" >/dev/null
   fi
+  local settings=()
+  [ -z "${TSLINK_BED_SETTINGS:-}" ] || mapfile -t settings <<<"$TSLINK_BED_SETTINGS"
   version=$(node -p "require('./package.json').version")
   ref=$registry/tslink:$version
   "$docker" -H "unix://$(sock 1)" plugin create "$ref" "$bundle" >/dev/null
   "$docker" -H "unix://$(sock 1)" plugin push "$ref" >/dev/null
   "$docker" -H "unix://$(sock 1)" plugin rm "$ref" >/dev/null
   for n in 1 2 3; do
-    "$docker" -H "unix://$(sock "$n")" plugin install --grant-all-permissions --alias tslink "$ref" "TS_AUTHKEY=$key" >/dev/null
+    "$docker" -H "unix://$(sock "$n")" plugin install --grant-all-permissions --alias tslink "$ref" "TS_AUTHKEY=$key" "${settings[@]}" >/dev/null
   done
 
   "$docker" -H "unix://$(sock 1)" swarm init --advertise-addr "$subnet.1" >/dev/null

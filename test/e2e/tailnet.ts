@@ -17,7 +17,9 @@ export const REAL_TS_DIR = join(ROOT, '.cache/tailscale', `v${SUPPORTED_TAILSCAL
 const HEADSCALE_VERSION = /github\.com\/juanfont\/headscale (v\S+)/.exec(readFileSync(join(ROOT, 'tools/headscale/go.mod'), 'utf8'))?.[1] ?? 'unknown';
 export const HEADSCALE = join(ROOT, '.cache/headscale', HEADSCALE_VERSION, 'headscale');
 
-const NS = 'tslink-ctl';
+/** The control host's network namespace. */
+export const CTL_NAMESPACE = 'tslink-ctl';
+const NS = CTL_NAMESPACE;
 const HOST_IF = 'tslctl0';
 /** The control host's address: a test host of this suite's own, in its own namespace. */
 export const CTL_ADDR = '10.214.0.2';
