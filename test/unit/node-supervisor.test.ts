@@ -55,6 +55,7 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
   const calls: string[][] = [];
   const keys: string[] = [];
   const argvs: string[][] = [];
+  const refusedServe: string[][] = [];
   const run: Runner = async (bin, args, opts) => {
     argvs.push([bin, ...args]);
     // A key comes through `sh -c SCRIPT tailscale --socket=... up ...` on stdin.
@@ -70,6 +71,14 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
         script.haveKey = true;
       }
       return r;
+    }
+    // The real CLI serves only on a node that is Running or Starting (isRunningOrStarting), and a
+    // reset fails before the first netmap.
+    if (a[0] === 'serve' && !['Running', 'Starting'].includes(script.backend)) {
+      refusedServe.push(a);
+      return a[1] === 'reset'
+        ? { code: 1, stdout: '', stderr: 'sending serve config: updating config: netMap is nil' }
+        : { code: 1, stdout: '', stderr: script.backend === 'NeedsLogin' ? 'Logged out.' : `unexpected state: ${script.backend}` };
     }
     return { code: 0, stdout: '', stderr: '' };
   };
@@ -115,7 +124,7 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
       await new Promise((r) => setTimeout(r, 5));
     }
   };
-  return { sup, calls, statuses, daemons, keys, argvs, paths, until };
+  return { sup, calls, statuses, daemons, keys, argvs, paths, until, refusedServe };
 }
 
 describe('node supervisor', () => {
@@ -274,6 +283,20 @@ describe('node supervisor', () => {
     assert.deepEqual(t.keys, [], 'no key');
     const up = t.calls.find((c) => c[0] === 'up');
     assert.ok(up && !up.some((a) => a.startsWith('--auth-key')), 'up without a key');
+    await t.sup.stop({ logout: false });
+  });
+
+  it('serves only once a resumed node is Running or Starting, as the real CLI demands (issue 21: defect 6)', async () => {
+    const script: Script = { backend: 'NoState', haveKey: true };
+    const t = setup(script, { serve: [{ port: 9000, proto: 'tcp', target: { host: '127.0.0.1', port: 8080 } }] });
+    mkdirSync(t.paths.stateDir, { recursive: true });
+    writeFileSync(join(t.paths.stateDir, 'tailscaled.state'), '{}');
+    writeFileSync(join(t.paths.stateDir, 'tslink-up.json'), JSON.stringify(upArgs({ hostname: 'web', tags: ['tag:web'], timeoutSec: DEFAULT_SUPERVISOR_OPTIONS.upTimeoutSec })));
+    setTimeout(() => (script.backend = 'Running'), 600);
+    t.sup.start(0, { resume: true });
+    await t.until('running', () => t.sup.status.state === 'running');
+    assert.deepEqual(t.refusedServe, [], 'no serve call before the first netmap');
+    assert.ok(t.calls.some((c) => c[0] === 'serve' && c.includes('--tcp=9000')), 'the port is served');
     await t.sup.stop({ logout: false });
   });
 

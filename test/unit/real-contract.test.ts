@@ -131,7 +131,7 @@ describe(`the double answers as the real Tailscale ${SUPPORTED_TAILSCALE} does`,
     }
   });
 
-  it('with a daemon on a fresh state: the same BackendState and HaveNodeKey before a login', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+  it('with a daemon on a fresh state: the same BackendState and HaveNodeKey before a login, and serve and serve reset refused alike', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
     // Both daemons, each in a network namespace of its own, on a state that never logged in.
     const shapes: Record<string, unknown>[] = [];
     for (const bin of [join(DOUBLE, 'tailscaled'), join(REAL, 'tailscaled')]) {
@@ -147,7 +147,13 @@ describe(`the double answers as the real Tailscale ${SUPPORTED_TAILSCALE} does`,
         }
         assert.equal(st.code, 0, st.stderr);
         const j = JSON.parse(st.stdout) as Record<string, unknown>;
-        shapes.push({ BackendState: j['BackendState'], HaveNodeKey: j['HaveNodeKey'] ?? false });
+        // Serving needs a node that is Running or Starting; a reset fails before the first netmap.
+        const serve = await run(cli, [`--socket=${socket}`, 'serve', '--bg', '--tcp=5432', 'tcp://127.0.0.1:5432']);
+        const reset = await run(cli, [`--socket=${socket}`, 'serve', 'reset']);
+        shapes.push({
+          BackendState: j['BackendState'], HaveNodeKey: j['HaveNodeKey'] ?? false,
+          serve: `${serve.code} ${normal(serve.stderr)}`, reset: `${reset.code} ${normal(reset.stderr)}`,
+        });
       } finally {
         child.kill('SIGKILL');
       }
