@@ -32,7 +32,8 @@ unit: build ## unit tests only
 # Only TEST_DOUBLE=1|yes|true bundles the test double; any other value (0, no, empty) does not.
 WITH_DOUBLE := $(filter 1 yes true,$(TEST_DOUBLE))
 
-fuzz: build ## the full protocol fuzz (10,000 requests) against the plugin in a private network namespace (root)
+fuzz: build ## the full fuzzes: label grammar (20,000 label and option maps), then protocol (10,000 requests, private network namespace; root)
+	TSLINK_LABEL_FUZZ=$${TSLINK_LABEL_FUZZ:-20000} node --test dist/test/attack/label-fuzz.test.js
 	TSLINK_FUZZ_REQUESTS=$${TSLINK_FUZZ_REQUESTS:-10000} node --test dist/test/attack/fuzz.test.js
 
 rootfs: host build ## assemble the plugin bundle (config.json + rootfs/) offline in plugin/build

@@ -38,7 +38,8 @@ plain_stage() { # plain_stage NAME COMMAND...
 
 stage unit dist/test/unit/*.test.js
 stage packaging dist/test/packaging/*.test.js
-# Attacks on the protocol and a short fuzz (make fuzz runs the full one), in a private netns.
+# Attacks on the protocol and a short protocol fuzz, in a private netns, and a short label grammar
+# fuzz (2,000 maps, no root needed); make fuzz runs the full ones.
 stage attack dist/test/attack/*.test.js
 plain_stage provisioning test/provision/provision.test.sh
 # TSLINK_STAGES=pre-e2e stops here: the fresh-machine stage runs the stages above that way in a

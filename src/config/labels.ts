@@ -9,7 +9,7 @@ import { type NetworkConfig } from './network-options.js';
 import { type ServeRule, parseServeRule } from './serve.js';
 import { FEATURE_SINCE, SUPPORTED_TAILSCALE, atLeast, type Feature } from './tailscale-features.js';
 import { expandTemplate, swarmTask, taskHostname } from './swarm-task.js';
-import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, reportedTags } from './values.js';
+import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, reportedTags, valueLengthProblem } from './values.js';
 export interface ContainerConfig {
   hostname: string;
   /** Where the hostname came from: the label, the swarm task (service and slot), the container name, or the endpoint ID. */
@@ -173,6 +173,11 @@ export function parseContainerLabels(
   for (const key of Object.keys(labels).sort()) {
     if (!key.toLowerCase().startsWith(LABEL_PREFIX)) continue;
     const given = textOf(labels[key]);
+    const tooLong = valueLengthProblem(given, 'label');
+    if (tooLong) {
+      reporter(errors, 'label', key, show(given))(tooLong);
+      continue;
+    }
     // In a hostname, a service name's `_` and `.` become `-`, as in the default name.
     const expanded = expandTemplate(given, task, key === 'tslink.hostname' ? (v) => v.toLowerCase().replace(/[^a-z0-9-]+/g, '-') : undefined);
     if (!expanded.ok) {

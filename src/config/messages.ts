@@ -44,9 +44,9 @@ export function show(value: string): string {
   return JSON.stringify(safe.length > MAX_SHOWN ? `${safe.slice(0, MAX_SHOWN)}…` : safe);
 }
 
-/** A key as a message names it: as is when plain, quoted otherwise. */
+/** A key as a message names it: as is when plain and short, quoted (and cut) otherwise. */
 export function showKey(key: string): string {
-  return /^[\x21-\x7e]+$/.test(key) && !key.includes('tskey-') ? key : show(key);
+  return key.length <= MAX_SHOWN && /^[\x21-\x7e]+$/.test(key) && !key.includes('tskey-') ? key : show(key);
 }
 
 /** A URL with any `user:password@` hidden. */

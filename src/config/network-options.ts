@@ -5,7 +5,7 @@
  */
 import { LABEL_PREFIX } from './labels.js';
 import { HIDDEN, type Parsed, type Report, failed, reporter, show, showKey, showUrl, suggestion, textOf } from './messages.js';
-import { parseBool, reportedTags } from './values.js';
+import { parseBool, reportedTags, valueLengthProblem } from './values.js';
 export interface NetworkConfig {
   /** A secret. Absent when the plugin's TS_AUTHKEY is to be used. */
   authKey?: string;
@@ -133,7 +133,11 @@ export function parseNetworkOptions(
     const parser = NETWORK_OPTIONS[key];
     if (!parser) errors.push(`tslink: unknown option ${showKey(key)}${suggestion(key, KNOWN_NETWORK_OPTIONS)}; the tslink options are ${KNOWN_NETWORK_OPTIONS.join(', ')} (and ${MTU_OPTION})`);
     else if (typeof raw !== 'string') report('must be text');
-    else parser(raw, config, report);
+    else {
+      const tooLong = valueLengthProblem(raw, 'option');
+      if (tooLong) report(tooLong);
+      else parser(raw, config, report);
+    }
   }
   if (!Object.hasOwn(options, 'tslink.authkey') && !ctx.envAuthKeyPresent) errors.push(noKeyError(ctx.managed ?? false));
   return errors.length ? failed(scrubKey(errors, options['tslink.authkey'], 'a network option')) : { ok: true, config };

@@ -5,6 +5,7 @@
  * tslink expands the same placeholders in `tslink.*` label values itself, from the labels swarm
  * puts on every task container. Only the placeholders those labels can answer are accepted.
  */
+import { MAX_VALUE } from './values.js';
 
 /** What the `com.docker.swarm.*` labels of a task container say. */
 export interface SwarmTask {
@@ -112,6 +113,8 @@ export function expandTemplate(value: string, task: SwarmTask | undefined, fit: 
     if (!p) problem ??= `${whole} is not a template tslink can expand from a task's labels; use ${SUPPORTED}`;
     else if (v === undefined) problem ??= `service ${task.serviceName} is global: its tasks have no slot; use {{.Node.ID}} to tell them apart`;
     out += v === undefined ? whole : fit(v);
+    // Any label may claim a swarm service name of 64 KiB: what a template becomes is bounded too.
+    if (out.length > MAX_VALUE) return { ok: false, problem: `the value expands to more than ${MAX_VALUE} characters in this task` };
   }
   out += value.slice(at);
   if (problem) return { ok: false, problem };
@@ -122,6 +125,10 @@ export function expandTemplate(value: string, task: SwarmTask | undefined, fit: 
 /** A task's hostname when it has no `tslink.hostname`: `<service>-<slot>` (global: `<service>-<node ID>`). */
 export function taskHostname(t: SwarmTask, sanitize: (s: string) => string): string | undefined {
   const suffix = t.slot !== undefined ? String(t.slot) : sanitize(t.nodeId);
-  const base = sanitize(t.serviceName).slice(0, 62 - suffix.length).replace(/-+$/, '');
+  // A node ID is 25 characters; a label claiming a longer one leaves no room (and slice must
+  // not get a negative end, which counts from the end: a hostname over 63 characters).
+  const room = 62 - suffix.length;
+  if (room < 1) return undefined;
+  const base = sanitize(t.serviceName).slice(0, room).replace(/-+$/, '');
   return base && suffix ? `${base}-${suffix}` : undefined;
 }

@@ -1,5 +1,18 @@
 /** Value grammars shared by labels and network options: DNS labels, tags, booleans, ports. */
-import { show } from './messages.js';
+import { MAX_PROBLEMS, show } from './messages.js';
+
+/**
+ * Longest value of a `tslink.*` label or option. Docker takes far longer ones (a label value of
+ * 64 KiB and more), but the longest tslink value a person writes (a tag list, a serve rule with
+ * its options) is a few hundred characters; anything past this is refused before it is parsed,
+ * so no hostile value costs more than this much work (issue 22).
+ */
+export const MAX_VALUE = 4096;
+
+/** Why a value is too long to parse, or undefined. */
+export function valueLengthProblem(value: string, kind: 'label' | 'option'): string | undefined {
+  return value.length > MAX_VALUE ? `it is ${value.length} characters long; a tslink ${kind} value may be at most ${MAX_VALUE}` : undefined;
+}
 
 export const DNS_LABEL_RULE = '1-63 letters, digits and hyphens, not starting or ending with a hyphen';
 
@@ -34,11 +47,15 @@ export function parseTagList(value: string): { tags: string[]; problems: string[
   if (value.trim() === '') return { tags: [], problems: ['it is empty; give at least one tag, or leave it out'] };
   const tags = new Set<string>();
   const problems: string[] = [];
+  let untold = 0;
   for (const item of value.split(',').map((t) => t.trim())) {
     const problem = tagProblem(item);
-    if (problem) problems.push(`${problem}; ${TAGS_RULE}`);
+    // Past MAX_PROBLEMS - 1 bad items (a flood of commas) the rest are only counted, in one more.
+    if (problem && problems.length >= MAX_PROBLEMS - 1) untold++;
+    else if (problem) problems.push(`${problem}; ${TAGS_RULE}`);
     else tags.add(item);
   }
+  if (untold) problems.push(`and ${untold} more items are not tags either`);
   return { tags: [...tags], problems };
 }
 

@@ -2,9 +2,18 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { WatcherState } from '../docker/events.js';
 import type { EndpointView } from './endpoint-view.js';
 import type { Metrics } from './metrics.js';
+import { type OpsAuth, opsAuthHook } from './ops-auth.js';
 
 /** The operations socket's name in the data directory (`tslink status` reads it). */
 export const OPS_SOCKET = 'tslink-ops.sock';
+
+/** A scraper or two and an operator: anything past this many connections is refused. */
+export const OPS_MAX_CONNECTIONS = 64;
+/** Every route is a GET: a body is never needed. */
+export const OPS_BODY_LIMIT = 1024;
+/** A whole request must arrive within this; an idle kept-alive connection is closed after OPS_KEEP_ALIVE_MS. */
+export const OPS_REQUEST_TIMEOUT_MS = 10_000;
+export const OPS_KEEP_ALIVE_MS = 5_000;
 
 /** With containers on tslink networks, this long without a Docker event reads as degraded. */
 export const QUIET_EVENTS_MS = 5 * 60_000;
@@ -44,10 +53,21 @@ export function readiness(src: Pick<OpsSources, 'watcher' | 'recovered'>, endpoi
 
 /**
  * The operations listener: health, readiness, endpoints and metrics, apart from the plugin
- * socket (Docker's), so a scraper or an operator never queues behind a Join.
+ * socket (Docker's), so a scraper or an operator never queues behind a Join. With `auth` (the
+ * TCP side) every route but /healthz needs the bearer token; without it (the unix socket, which
+ * its file mode guards) none does.
  */
-export function buildOpsServer(src: OpsSources): FastifyInstance {
-  const app = Fastify({ logger: false, connectionTimeout: 30_000, requestTimeout: 10_000 });
+export function buildOpsServer(src: OpsSources, opts: { auth?: OpsAuth } = {}): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: OPS_BODY_LIMIT,
+    connectionTimeout: 30_000,
+    requestTimeout: OPS_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: OPS_KEEP_ALIVE_MS,
+  });
+  app.server.maxConnections = OPS_MAX_CONNECTIONS;
+  app.server.headersTimeout = OPS_REQUEST_TIMEOUT_MS;
+  if (opts.auth) app.addHook('onRequest', opsAuthHook(opts.auth));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const r = readiness(src, src.endpoints().length);
