@@ -85,6 +85,7 @@ export class EndpointBinder {
     this.cache.rememberAll(list);
     for (const c of list) {
       for (const n of c.networks) {
+        if (n.networkId && n.name && this.store.networks.has(n.networkId)) await this.learnName(n.networkId, n.name);
         const ep = n.endpointId ? this.store.endpoints.get(n.endpointId) : undefined;
         if (!ep) continue;
         if (ep.containerId === c.id && ep.config) await this.refresh(ep, this.cache.get(c.id));
@@ -199,7 +200,7 @@ export class EndpointBinder {
   /** Binds every endpoint a network snapshot names a real container for. */
   private async readSnapshot(netId: string, via: BindVia): Promise<void> {
     const snap = await this.docker.inspectNetwork(netId);
-    this.netNames.set(netId, snap.name);
+    await this.learnName(netId, snap.name);
     for (const [cid, epId] of Object.entries(snap.containers)) {
       const ep = this.store.endpoints.get(epId);
       if (ep && isContainerId(cid) && ep.containerId !== cid) await this.bind(epId, cid, via);
@@ -209,13 +210,27 @@ export class EndpointBinder {
   private async candidates(net: NetworkRecord, signal: AbortSignal): Promise<KnownContainer[]> {
     const nameP = this.netNames.has(net.id)
       ? Promise.resolve(this.netNames.get(net.id)!)
-      : this.docker.inspectNetwork(net.id).then((s) => (this.netNames.set(net.id, s.name), s.name));
+      : this.docker.inspectNetwork(net.id).then(async (s) => (await this.learnName(net.id, s.name), s.name));
     const [list, name] = await Promise.all([this.docker.listContainers({ createdOnly: true, signal }), nameP]);
     this.cache.rememberAll(list);
     const taken = new Set(this.store.endpointsOf(net.id).map((e) => e.containerId));
     return list.filter(
       (c) => !taken.has(c.id) && c.networks.some((n) => (n.networkId === net.id || (!n.networkId && n.name === name)) && !n.endpointId),
     );
+  }
+
+  /** Keeps a network's name, and records it once: node identities are scoped by it. */
+  private async learnName(netId: string, name: string): Promise<void> {
+    this.netNames.set(netId, name);
+    const net = this.store.networks.get(netId);
+    if (net && net.name !== name) await this.store.putNetwork({ ...net, name });
+  }
+
+  /** The network with its name known (read from Docker once, then from the record). */
+  private async named(net: NetworkRecord): Promise<NetworkRecord> {
+    if (net.name !== undefined) return net;
+    await this.learnName(net.id, this.netNames.get(net.id) ?? (await this.docker.inspectNetwork(net.id)).name);
+    return this.store.networks.get(net.id) ?? net;
   }
 
   /** A container's labels for this endpoint: in the light of its network's tags and the Tailscale found. */
@@ -325,9 +340,19 @@ export class EndpointBinder {
         const net = cur && this.store.networks.get(cur.networkId);
         if (!cur?.config || !cur.sandboxKey || !net || this.emitted.has(id) || this.left.has(id)) return;
         this.emitted.add(id);
-        const sinceJoinMs = cur.joinedAt ? Date.now() - Date.parse(cur.joinedAt) : undefined;
-        this.log.info({ endpoint: shortId(id), container: shortId(cur.containerId), sinceJoinMs, recovered }, 'endpoint ready for tailscale');
-        this.on.ready(cur, net, recovered);
+        void this.named(net).then(
+          (named) => {
+            if (this.left.has(id)) return;
+            const sinceJoinMs = cur.joinedAt ? Date.now() - Date.parse(cur.joinedAt) : undefined;
+            this.log.info({ endpoint: shortId(id), container: shortId(cur.containerId), sinceJoinMs, recovered }, 'endpoint ready for tailscale');
+            this.on.ready(cur, named, recovered);
+          },
+          (e: Error) => {
+            // The repair pass makes it ready again once Docker answers.
+            this.emitted.delete(id);
+            this.log.warn({ endpoint: shortId(id), err: e.message }, 'the network\'s name could not be read from Docker; the node starts on the next repair pass');
+          },
+        );
       },
       () => this.log.warn({ endpoint: shortId(id), sandbox: ep.sandboxKey }, 'network namespace never appeared; leaving it to the repair loop'),
     );

@@ -1,5 +1,5 @@
 /**
- * One endpoint at a time may use a hostname's state directory: two daemons on one node key
+ * One endpoint at a time may use an identity (its state directory, the key here): two daemons on one node key
  * would fight over the same tailnet identity. Later claimants wait in order.
  */
 export class IdentityLocks {

@@ -1,8 +1,9 @@
 import { Leftovers, stopProcesses } from './daemon-ownership.js';
 import { shortId } from '../util/short-id.js';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
@@ -12,6 +13,7 @@ import type { Settings } from '../config/settings.js';
 import type { Logger } from '../util/log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
 import { IdentityLocks } from './identity-locks.js';
+import { IDENTITIES, LEGACY_IDENTITIES, identityDir, identityScope } from './identity-dir.js';
 import { StatusFiles, type NodeStatus } from './status.js';
 import { NodeSupervisor } from './supervisor.js';
 import { DEFAULT_SUPERVISOR_OPTIONS, type SupervisorOptions } from './supervisor-options.js';
@@ -54,8 +56,23 @@ export class NodeManager {
     this.files = new StatusFiles(settings.dataDir);
   }
 
-  private stateDir(hostname: string): string {
-    return join(this.settings.dataDir, 'by-hostname', hostname);
+  /**
+   * An identity tslink before 0.3 kept by hostname alone is moved to the first network that
+   * starts a node of that hostname, so no node changes its address on upgrade. A daemon an
+   * earlier plugin process left on it is stopped first.
+   */
+  private async adoptLegacy(dir: string, net: NetworkRecord, hostname: string): Promise<void> {
+    const legacy = join(this.settings.dataDir, LEGACY_IDENTITIES, hostname);
+    if (existsSync(dir) || !existsSync(legacy)) return;
+    const left = this.leftovers.take(legacy);
+    if (left.length) await stopProcesses(left, this.options.stopGraceMs ?? DEFAULT_SUPERVISOR_OPTIONS.stopGraceMs);
+    await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
+    await rename(legacy, dir).then(
+      () => this.log.info({ hostname, network: identityScope(net), to: dir }, 'node identity kept by hostname alone (tslink before 0.3) now belongs to this network'),
+      (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e; // another network took it a moment ago
+      },
+    );
   }
 
   private readonly written = new Map<string, string>();
@@ -104,11 +121,12 @@ export class NodeManager {
       return;
     }
     const bins = this.binaries;
+    const stateDir = identityDir(this.settings.dataDir, net, spec.hostname);
     const netns = localSandboxPath(spec.sandboxKey, this.settings.hostDockerRun);
     const runDir = join(this.settings.dataDir, 'run', shortId(ep.id));
     const sup = new NodeSupervisor(
       spec,
-      { stateDir: this.stateDir(spec.hostname), runDir, socket: join(runDir, 'tailscaled.sock'), logFile: join(this.settings.dataDir, 'logs', `${shortId(ep.id)}-tailscaled.log`) },
+      { stateDir, runDir, socket: join(runDir, 'tailscaled.sock'), logFile: join(this.settings.dataDir, 'logs', `${shortId(ep.id)}-tailscaled.log`) },
       {
         spawnDaemon: (args) =>
           // setpriv: the daemon gets SIGTERM when this plugin process dies (kill -9 included), so
@@ -126,13 +144,14 @@ export class NodeManager {
     );
     this.sups.set(ep.id, sup);
     await mkdir(join(this.settings.dataDir, 'logs'), { recursive: true, mode: 0o700 });
-    const holder = this.locks.claim(spec.hostname, ep.id);
+    const holder = this.locks.claim(stateDir, ep.id);
     if (holder !== ep.id) {
       const h = this.store.endpoints.get(holder);
       const who = h?.containerName ? `container ${h.containerName} (${shortId(h.containerId ?? '')})` : `endpoint ${shortId(holder)}`;
-      sup.wait(`tslink: hostname ${spec.hostname} is in use by ${who} on this host; this container waits until it leaves (give it another tslink.hostname to run both)`, who);
+      sup.wait(`tslink: hostname ${spec.hostname} is in use by ${who} on this network on this host; this container waits until it leaves (give it another tslink.hostname to run both)`, who);
       return;
     }
+    await this.adoptLegacy(stateDir, net, spec.hostname);
     await this.begin(sup, opts.jitterMs ?? 0, opts.recovered ?? false);
   }
 
@@ -165,10 +184,10 @@ export class NodeManager {
     const sup = this.sups.get(endpointId);
     if (!sup) return;
     this.sups.delete(endpointId);
-    const waiting = this.locks.holder(sup.spec.hostname) !== endpointId;
+    const waiting = this.locks.holder(sup.paths.stateDir) !== endpointId;
     if (!waiting) await sup.stop({ logout: sup.spec.ephemeral });
     else sup.markStopped();
-    const next = this.locks.release(sup.spec.hostname, endpointId);
+    const next = this.locks.release(sup.paths.stateDir, endpointId);
     if (!waiting && sup.spec.ephemeral) {
       await sup.removeState();
       this.log.info({ endpoint: shortId(endpointId), hostname: sup.spec.hostname }, 'ephemeral node logged out and its state deleted');
@@ -218,10 +237,17 @@ export class NodeManager {
     const eps = [...this.store.endpoints.values()];
     const liveShort = new Set(eps.map((e) => shortId(e.id)));
     const liveIds = new Set(eps.map((e) => e.id));
-    const liveHostnames = new Set([...eps.flatMap((e) => (e.config ? [e.config.hostname] : [])), ...[...this.sups.values()].map((s) => s.spec.hostname)]);
+    const liveDirs = new Set([
+      ...eps.flatMap((e) => {
+        const net = this.store.networks.get(e.networkId);
+        return e.config && net ? [identityDir(this.settings.dataDir, net, e.config.hostname)] : [];
+      }),
+      ...[...this.sups.values()].map((s) => s.paths.stateDir),
+    ]);
+    const liveHostnames = new Set(eps.flatMap((e) => (e.config ? [e.config.hostname] : [])));
     // A daemon left on a node no endpoint uses (its container was removed while no plugin ran)
     // keeps that container's namespace alive: stop it before its state may go.
-    const strays = this.leftovers.takeAllBut(new Set([...liveHostnames].map((h) => this.stateDir(h))));
+    const strays = this.leftovers.takeAllBut(new Set([...liveDirs, ...[...liveHostnames].map((h) => join(this.settings.dataDir, LEGACY_IDENTITIES, h))]));
     if (strays.length) {
       this.log.warn({ pids: strays }, 'stopping tailscaled left by an earlier plugin process for nodes no endpoint uses');
       await stopProcesses(strays, this.options.stopGraceMs ?? DEFAULT_SUPERVISOR_OPTIONS.stopGraceMs);
@@ -238,13 +264,19 @@ export class NodeManager {
     };
     await sweep('run', (n) => liveShort.has(n));
     await sweep('status', (n) => liveIds.has(n.replace(/\.json$/, '')) || this.statuses.has(n.replace(/\.json$/, '')));
-    await sweep('by-hostname', (h) => liveHostnames.has(h), async (path) => {
+    const ephemeral = async (path: string): Promise<boolean> => {
       try {
         return (JSON.parse(await readFile(join(path, MARKER), 'utf8')) as Marker).ephemeral;
       } catch {
         return false; // no marker: never ours to delete
       }
-    });
+    };
+    for (const scope of await readdir(join(this.settings.dataDir, IDENTITIES)).catch(() => [] as string[])) {
+      const dir = join(IDENTITIES, scope);
+      await sweep(dir, (h) => liveDirs.has(join(this.settings.dataDir, dir, h)), ephemeral);
+      await rmdir(join(this.settings.dataDir, dir)).catch(() => undefined); // only when empty
+    }
+    await sweep(LEGACY_IDENTITIES, (h) => liveHostnames.has(h), ephemeral);
     return removed;
   }
 }

@@ -13,6 +13,11 @@ export interface NetworkRecord {
   /** Gateway address without prefix: it lives on every host-side veth of the network. */
   gateway: string;
   mtu: number;
+  /**
+   * Docker's name for the network, which Docker does not send to a driver: learnt from a network
+   * snapshot before the first node starts, and the scope of the network's node identities.
+   */
+  name?: string;
   /** The parsed `--opt` set; holds the network's auth key when one was given (file mode 0600). */
   config: NetworkConfig;
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, restartEngine, tailscaledProcesses, uniq, waitFor,
+  DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, restartEngine, tailscaledProcesses, uniq, waitFor, identityDir
 } from './harness.js';
 
 const skip = await e2eSkipReason();
@@ -18,9 +18,9 @@ describe(`binding endpoints to containers on Docker ${ENGINE}`, { skip }, () => 
   const plugin = new PluginProcess(undefined, { TS_PATH: DOUBLE_DIR, TSLINK_STATUS_POLL_MS: '30000' });
   const net = uniq('tsbind');
   const containers: string[] = [];
-  const byHostname = (): string[] => (existsSync(join(plugin.dataDir, 'by-hostname')) ? readdirSync(join(plugin.dataDir, 'by-hostname')).sort() : []);
+  const byHostname = (): string[] => (existsSync(join(plugin.dataDir, 'identities', net)) ? readdirSync(join(plugin.dataDir, 'identities', net)).sort() : []);
   const ups = (hostname: string): string[] => {
-    const f = join(plugin.dataDir, 'by-hostname', hostname, 'double-calls.jsonl');
+    const f = join(identityDir(plugin.dataDir, net, hostname), 'double-calls.jsonl');
     if (!existsSync(f)) return [];
     return readFileSync(f, 'utf8').split('\n').filter(Boolean)
       .map((l) => (JSON.parse(l) as { argv: string[] }).argv)
@@ -65,7 +65,7 @@ describe(`binding endpoints to containers on Docker ${ENGINE}`, { skip }, () => 
         assert.equal(fresh.length, 1, `round ${round}: one \`tailscale up\` for ${h}: ${fresh.join(' | ')}`);
         assert.match(fresh[0]!, new RegExp(`--hostname=${h}( |$)`), `round ${round}: tailscale up was given ${h}`);
       }
-      assert.deepEqual(byHostname(), [...hosts].sort(), `round ${round}: by-hostname/ holds exactly the 50 label hostnames`);
+      assert.deepEqual(byHostname(), [...hosts].sort(), `round ${round}: the network's identities are exactly the 50 label hostnames`);
       assert.equal((await tailscaledProcesses(plugin.dataDir)).length, 50, `round ${round}: one tailscaled per container`);
       const lines = logLines();
       for (const e of endpoints) {

@@ -3,7 +3,7 @@
  * working tree serving /run/docker/plugins/tslink.sock, and helpers to drive both.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -228,4 +228,16 @@ export async function startRegistry(): Promise<{ ref: (name: string, tag: string
   const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
   await waitFor('registry', async () => (await sh('bash', ['-c', 'exec 3<>/dev/tcp/127.0.0.1/5000'])).code === 0 || undefined, 10_000, 100);
   return { ref: (name, tag) => `127.0.0.1:5000/${name}:${tag}`, stop: () => child.kill() };
+}
+
+/** A node identity's state directory: scoped by its network's name, then its hostname (issue 22). */
+export const identityDir = (dataDir: string, network: string, hostname: string): string => join(dataDir, 'identities', network, hostname);
+
+/** The state directory of `hostname` on whichever network holds it (for tests with one network per hostname). */
+export function stateDirOf(dataDir: string, hostname: string): string {
+  const root = join(dataDir, 'identities');
+  for (const scope of existsSync(root) ? readdirSync(root) : []) {
+    if (existsSync(join(root, scope, hostname))) return join(root, scope, hostname);
+  }
+  return join(root, '(none)', hostname);
 }

@@ -29,7 +29,7 @@ async function buildBundle(): Promise<string> {
 
 /** tailscaled processes (seen from the host) running on one hostname's state inside the managed plugin. */
 async function daemonsOf(hostname: string): Promise<number> {
-  const r = await sh('pgrep', ['-f', `tailscaled .*--statedir=/data/by-hostname/${hostname}( |$)`]);
+  const r = await sh('pgrep', ['-f', `tailscaled .*--statedir=/data/identities/[^/ ]+/${hostname}( |$)`]);
   return r.stdout.split('\n').filter(Boolean).length;
 }
 

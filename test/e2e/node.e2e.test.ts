@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, statSy
 import { join } from 'node:path';
 import {
   DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, pluginCall, sh,
-  tailscaleAddress, uniq, waitFor,
+  tailscaleAddress, uniq, waitFor, identityDir
 } from './harness.js';
 
 const skip = await e2eSkipReason();
@@ -27,7 +27,7 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
   const ephNet = uniq('tseph');
   const containers: string[] = [];
 
-  const stateDir = (hostname: string): string => join(plugin.dataDir, 'by-hostname', hostname);
+  const stateDir = (hostname: string, network = net): string => identityDir(plugin.dataDir, network, hostname);
   const calls = (hostname: string): Call[] => {
     const f = join(stateDir(hostname), 'double-calls.jsonl');
     return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call) : [];
@@ -161,10 +161,10 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     const name = uniq('eph');
     await run(name, '--network', ephNet, '--label', 'tslink.hostname=eph1');
     await waitState(name, 'running', 10_000, ephNet);
-    assert.ok(existsSync(stateDir('eph1')));
+    assert.ok(existsSync(stateDir('eph1', ephNet)));
     const before = argvLines('eph1');
     await mustDocker('rm', '-f', name);
-    await waitFor('state removed', async () => !existsSync(stateDir('eph1')) || undefined, 10_000);
+    await waitFor('state removed', async () => !existsSync(stateDir('eph1', ephNet)) || undefined, 10_000);
     assert.ok(before.some((l) => / up /.test(` ${l} `)), before.join('\n'));
     const lines = plugin.log().split('\n');
     assert.ok(lines.some((l) => l.includes('"node logged out"') && l.includes('"hostname":"eph1"')), 'logout succeeded');

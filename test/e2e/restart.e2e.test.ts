@@ -14,7 +14,7 @@ import { recordDaemon } from '../../src/node/daemon-ownership.js';
 import { join } from 'node:path';
 import {
   clearKernelState, DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, e2eSkipReason, mustDocker, restartEngine, sh, tailscaleAddress,
-  tailscaledProcesses, tslinkHostObjects, uniq, waitFor,
+  tailscaledProcesses, tslinkHostObjects, uniq, waitFor, identityDir
 } from './harness.js';
 
 const skip = await e2eSkipReason();
@@ -118,7 +118,7 @@ describe(`restarts and recovery on Docker ${ENGINE}`, { skip }, () => {
       const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', container);
       const dir = join(plugin.dataDir, 'run', `orphan-${hostname}`);
       mkdirSync(dir, { recursive: true });
-      const stateDir = join(plugin.dataDir, 'by-hostname', hostname);
+      const stateDir = identityDir(plugin.dataDir, net, hostname);
       mkdirSync(stateDir, { recursive: true });
       const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, join(DOUBLE_DIR, 'tailscaled'), `--statedir=${stateDir}`, `--socket=${join(dir, 'ts.sock')}`, '--tun=tailscale0', '--port=41641'], { detached: true, stdio: 'ignore' });
       child.unref();
@@ -131,7 +131,7 @@ describe(`restarts and recovery on Docker ${ENGINE}`, { skip }, () => {
     // Decoys that are not tslink's (issue 22): a user's tailscaled elsewhere, and one on a state
     // directory under the data dir that tslink never recorded starting. Both must survive.
     const decoyDir = mkdtempSync(join(tmpdir(), 'tslink-decoy-'));
-    const decoys = [join(decoyDir, 'elsewhere'), join(plugin.dataDir, 'by-hostname', uniq('unrecorded'))].map((stateDir, i) => {
+    const decoys = [join(decoyDir, 'elsewhere'), identityDir(plugin.dataDir, net, uniq('unrecorded'))].map((stateDir, i) => {
       mkdirSync(stateDir, { recursive: true });
       const c = spawn('unshare', ['-n', '--', process.execPath, join(DOUBLE_DIR, 'tailscaled'), `--statedir=${stateDir}`, `--socket=${join(decoyDir, `d${i}.sock`)}`, '--tun=tailscale0', '--port=41641'], { detached: true, stdio: 'ignore' });
       c.unref();

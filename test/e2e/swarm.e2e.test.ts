@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DOCKER, ENGINE, IMAGE, ROOT, e2eSkipReason, sh, waitFor } from './harness.js';
+import { DOCKER, ENGINE, IMAGE, ROOT, e2eSkipReason, sh, waitFor, stateDirOf } from './harness.js';
 
 const skip = await e2eSkipReason();
 const BED = join(ROOT, 'scripts/swarm-bed.sh');
@@ -55,7 +55,7 @@ function statuses(n: NodeNo): Status[] {
 
 /** The hostnames `tailscale up` was really given on node N for this hostname's state (the double's record). */
 function upHostnames(n: NodeNo, hostname: string): string[] {
-  const f = join(dataOf(n), 'by-hostname', hostname, 'double-calls.jsonl');
+  const f = join(stateDirOf(dataOf(n), hostname), 'double-calls.jsonl');
   if (!existsSync(f)) return [];
   return readFileSync(f, 'utf8').split('\n').filter(Boolean)
     .map((l) => (JSON.parse(l) as { argv: string[] }).argv)
@@ -198,7 +198,7 @@ describe(`Docker Swarm services on a 3-node swarm, Docker ${ENGINE}`, { skip }, 
     for (const n of NODES) {
       const hostname = `cfg-${nodeIds.get(n)!}`;
       const upArgs = (): string[] => {
-        const f = join(dataOf(n), 'by-hostname', hostname, 'double-calls.jsonl');
+        const f = join(stateDirOf(dataOf(n), hostname), 'double-calls.jsonl');
         if (!existsSync(f)) return [];
         return readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { argv: string[] }).argv).filter((a) => a.includes('up')).at(-1) ?? [];
       };

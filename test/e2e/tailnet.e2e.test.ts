@@ -6,9 +6,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, mustDocker, restartEngine, tailscaledProcesses, uniq, waitFor } from './harness.js';
+import { ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, identityDir, mustDocker, restartEngine, tailscaledProcesses, uniq, waitFor } from './harness.js';
 import { BASE_DOMAIN, CONTROL_URL, Headscale, REAL_TS_DIR, TAILSCALED_ENV, nodeCli, type HsNode } from './tailnet.js';
 import { SUPPORTED_TAILSCALE } from '../../src/config/tailscale-features.js';
 
@@ -76,7 +76,7 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
   });
 
   after(async () => {
-    if (containers.length) await docker('rm', '-f', ...containers);
+    if (containers.length) await docker('rm', '-f', ...new Set(containers));
     await docker('network', 'rm', net, ephNet);
     await plugin.kill('SIGTERM');
     await hs.stop();
@@ -148,6 +148,39 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
     const again = await inControl('beta');
     assert.equal(again.id, before.id);
     assert.deepEqual(again.ipAddresses, before.ipAddresses);
+    assert.equal((await hs.nodes()).filter((n) => n.givenName.startsWith('beta')).length, 1, 'no second node');
+  });
+
+  it('a container on another network with the same hostname is another node, and its ephemeral leave takes nothing from the first (issue 22)', async () => {
+    const alpha = await inControl('alpha');
+    await run('real-alpha-other', 'alpha', ephNet);
+    await running('real-alpha-other', ephNet);
+    const twins = await waitFor('a second node for the other network', async () => {
+      const n = (await hs.nodes()).filter((x) => x.givenName.startsWith('alpha'));
+      return n.length === 2 ? n : undefined;
+    }, 30_000, 250);
+    assert.ok(twins.some((n) => n.id === alpha.id), 'the first network\'s node is untouched');
+    await mustDocker('rm', '-f', 'real-alpha-other');
+    await waitFor('control to forget the other network\'s node', async () => (await hs.nodes()).filter((x) => x.givenName.startsWith('alpha')).length === 1 || undefined, 30_000, 500);
+    const still = await inControl('alpha');
+    assert.equal(still.id, alpha.id, 'the same node');
+    assert.deepEqual(still.ipAddresses, alpha.ipAddresses);
+    assert.equal((await nodeStatus('real-alpha'))?.['state'], 'running');
+    assert.equal(await waitFor('beta reaches alpha', () => httpGet('real-beta', v4(alpha), 8080), 30_000, 500), 'hello-from-alpha');
+  });
+
+  it('an identity kept by hostname alone (tslink before 0.3) is adopted by its network on upgrade: same node, same address (issue 22)', async () => {
+    const before = await inControl('beta');
+    await plugin.kill('SIGKILL');
+    // The layout of the last release: by-hostname/<hostname>.
+    mkdirSync(join(plugin.dataDir, 'by-hostname'), { recursive: true, mode: 0o700 });
+    renameSync(identityDir(plugin.dataDir, net, 'beta'), join(plugin.dataDir, 'by-hostname', 'beta'));
+    await plugin.start();
+    await running('real-beta', net, 90_000);
+    assert.ok(existsSync(identityDir(plugin.dataDir, net, 'beta')) && !existsSync(join(plugin.dataDir, 'by-hostname', 'beta')), 'moved under its network');
+    const after = await inControl('beta');
+    assert.equal(after.id, before.id);
+    assert.deepEqual(after.ipAddresses, before.ipAddresses);
     assert.equal((await hs.nodes()).filter((n) => n.givenName.startsWith('beta')).length, 1, 'no second node');
   });
 

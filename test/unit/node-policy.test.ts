@@ -172,6 +172,29 @@ describe('garbage collection', () => {
   });
 });
 
+describe('node identities (issue 22)', () => {
+  it('are scoped by the network\'s name, falling back to its ID when Docker gave no usable name', async () => {
+    const { identityDir } = await import('../../src/node/identity-dir.js');
+    assert.equal(identityDir('/d', { id: 'n1', name: 'web_default' }, 'x'), '/d/identities/web_default/x');
+    assert.notEqual(identityDir('/d', { id: 'n1', name: 'a' }, 'x'), identityDir('/d', { id: 'n2', name: 'b' }, 'x'), 'two networks, two identities of one hostname');
+    for (const name of ['..', '.', 'a/b', '', '-x', 'x'.repeat(300)]) assert.equal(identityDir('/d', { id: 'n1', name }, 'x'), '/d/identities/n1/x', `name ${JSON.stringify(name)} is no path step`);
+  });
+
+  it('garbage collection removes an unused ephemeral identity under its network, never a persistent one', async () => {
+    const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { dir, nodes } = await managerWithoutTailscale();
+    for (const d of ['identities/a/eph', 'identities/a/keep', 'identities/b/eph']) mkdirSync(join(dir, d), { recursive: true });
+    writeFileSync(join(dir, 'identities/a/eph/tslink-node.json'), JSON.stringify({ ephemeral: true }));
+    writeFileSync(join(dir, 'identities/b/eph/tslink-node.json'), JSON.stringify({ ephemeral: true }));
+    writeFileSync(join(dir, 'identities/a/keep/tslink-node.json'), JSON.stringify({ ephemeral: false }));
+    const removed = (await nodes.collectGarbage()).sort();
+    assert.deepEqual(removed, ['identities/a/eph', 'identities/b/eph']);
+    assert.ok(existsSync(join(dir, 'identities/a/keep')));
+    assert.ok(!existsSync(join(dir, 'identities/b')), 'an emptied network directory goes too');
+  });
+});
+
 describe('node manager', () => {
   it('starts no node for an endpoint whose Leave has begun, until Docker joins it again', async () => {
     const { store, nodes } = await managerWithoutTailscale();
