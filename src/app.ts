@@ -14,6 +14,7 @@ import { TaskTracker } from './util/tasks.js';
 import { join } from 'node:path';
 import { Metrics } from './ops/metrics.js';
 import { OPS_SOCKET, buildOpsServer } from './ops/server.js';
+import { loadOpsToken, tokenWhere } from './ops/ops-auth.js';
 import { endpointView } from './ops/endpoint-view.js';
 import type { NodeState } from './node/status.js';
 import { WarmRunner, childEnv, runCommand } from './util/exec.js';
@@ -54,7 +55,8 @@ const SETTLE_REPAIR_MS = 10_000;
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
   // Everything tslink writes (state, keys, logs) is for root's eyes only.
   process.umask(0o077);
-  const owner = await ownDataDir(settings.dataDir, log);
+  // Named to a tslink refused the directory: only the managed plugin's manifest maps Docker's exec root.
+  const owner = await ownDataDir(settings.dataDir, log, undefined, settings.hostDockerRun !== undefined ? 'managed plugin' : 'legacy install');
   // Taken while no other tslink can start a daemon here: every leftover is in this one scan.
   const leftovers = await Leftovers.find(settings.dataDir);
   if (leftovers.count) log.warn({ count: leftovers.count }, 'found tailscaled left by an earlier plugin process: each is stopped before its node starts again');
@@ -194,7 +196,12 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   await restrictSocket(opsSocket);
   if (settings.metricsListen) {
     const at = settings.metricsListen.lastIndexOf(':');
-    const tcp = buildOpsServer(opsSources);
+    // TCP reaches beyond root: every route but /healthz needs the token (its file, never its value, is logged).
+    const token = await loadOpsToken(settings.dataDir);
+    const where = tokenWhere(token.file, settings.hostDockerRun !== undefined);
+    if (token.narrowed) log.warn({ tokenFile: token.file }, 'the operations token file was readable by others: its mode is now 0600');
+    log.info({ tokenFile: token.file, created: token.created }, `the TCP operations listener needs "Authorization: Bearer <token>" on every route but /healthz; the token is in ${where}`);
+    const tcp = buildOpsServer(opsSources, { auth: { token: token.token, where } });
     await tcp.listen({ host: settings.metricsListen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(settings.metricsListen.slice(at + 1)) });
     ops.push(tcp);
   }

@@ -224,3 +224,26 @@ export function overriddenTags(network: Pick<NetworkConfig, 'tags'>, container: 
   return container.tags.filter((t) => !kept.has(t));
 }
 
+
+/**
+ * The `tslink.*` labels a container has because its image carries them: Docker copies an image's
+ * LABELs into every container made from it, so without this an image author would pick the
+ * node's tailnet name and what it serves. A label given at `docker run` with the very value the
+ * image has cannot be told apart from the image's, and counts as the image's.
+ */
+export function labelsFromImage(labels: Readonly<Record<string, string>>, imageLabels: Readonly<Record<string, string>>): string[] {
+  return Object.keys(labels)
+    .filter((k) => k.toLowerCase().startsWith(LABEL_PREFIX) && Object.hasOwn(imageLabels, k) && imageLabels[k] === labels[k])
+    .sort();
+}
+
+/** Whether any label is tslink's (only then is the image worth reading). */
+export const hasTslinkLabel = (labels: Readonly<Record<string, string>>): boolean => Object.keys(labels).some((k) => k.toLowerCase().startsWith(LABEL_PREFIX));
+
+/** Why a container's image labels are refused on a network that does not take them. */
+export function imageLabelsRefused(keys: readonly string[], image: string): string {
+  const shown = keys.slice(0, 5).map(showKey).join(', ') + (keys.length > 5 ? ` and ${keys.length - 5} more` : '');
+  return `tslink: the image ${show(image)} sets ${shown}: an image's labels do not configure a node on this network, so an image cannot choose its tailnet name or what it serves; ` +
+    'give the container its own values with docker run --label (or Compose labels; the same value as the image\'s counts as the image\'s), ' +
+    'or let images configure nodes on this network: docker network create --opt tslink.image-labels=true';
+}

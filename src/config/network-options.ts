@@ -13,11 +13,13 @@ export interface NetworkConfig {
   tags?: string[];
   loginServer?: string;
   ephemeral: boolean;
+  /** Labels an image carries may configure this network's nodes (off: only `docker run -l` and Compose labels do). */
+  imageLabels?: boolean;
   mtu: number;
 }
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
-export const KNOWN_NETWORK_OPTIONS: readonly string[] = ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral'];
+export const KNOWN_NETWORK_OPTIONS: readonly string[] = ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels'];
 
 export const DEFAULT_MTU = 1500;
 export const MIN_MTU = 68;
@@ -78,6 +80,11 @@ const NETWORK_OPTIONS: Record<string, OptionParser> = {
     const b = parseBool(value);
     if (b === undefined) report('must be true or false');
     else config.ephemeral = b;
+  },
+  'tslink.image-labels': (value, config, report) => {
+    const b = parseBool(value);
+    if (b === undefined) report('must be true (an image\'s tslink.* labels may configure nodes) or false (the default: they may not)');
+    else config.imageLabels = b;
   },
 };
 

@@ -6,6 +6,8 @@ export interface ContainerSummary {
   name: string;
   state: string;
   labels: Record<string, string>;
+  /** The image it was made from (an ID): its labels are the image's, not the container's own. */
+  image: string;
   /** Network ID → endpoint ID ('' while the container has not joined). Keyed by name as Docker has it. */
   networks: { name: string; networkId: string; endpointId: string }[];
 }
@@ -25,6 +27,8 @@ export interface DockerApi {
   openEvents: OpenEventStream;
   listContainers(opts: { createdOnly?: boolean; signal?: AbortSignal }): Promise<ContainerSummary[]>;
   inspectNetwork(id: string): Promise<NetworkSnapshot>;
+  /** The labels an image carries (its name or ID). */
+  imageLabels(image: string): Promise<Record<string, string>>;
   /** The engine's version ("20.10.24+dfsg1"). */
   engineVersion?(): Promise<string>;
 }
@@ -49,6 +53,7 @@ export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
         name: (c.Names?.[0] ?? '').replace(/^\//, ''),
         state: c.State ?? '',
         labels: c.Labels ?? {},
+        image: c.ImageID ?? c.Image ?? '',
         // Recovery must not trip over containers whose network settings Docker left out.
         networks: Object.entries(c.NetworkSettings?.Networks ?? {}).map(([name, n]) => ({
           name,
@@ -56,6 +61,11 @@ export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
           endpointId: n?.EndpointID ?? '',
         })),
       }));
+    },
+
+    async imageLabels(image) {
+      const i = (await docker.getImage(image).inspect()) as { Config?: { Labels?: Record<string, string> | null } };
+      return i.Config?.Labels ?? {};
     },
 
     async engineVersion() {

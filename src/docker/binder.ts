@@ -1,7 +1,7 @@
 import type { DockerApi } from './api.js';
 import { isContainerId, type ContainerCache, type KnownContainer } from './container-cache.js';
 import type { DockerEvent } from './events.js';
-import { parseContainerLabels } from '../config/labels.js';
+import { hasTslinkLabel, imageLabelsRefused, labelsFromImage, parseContainerLabels } from '../config/labels.js';
 import { localSandboxPath } from '../host/netns.js';
 import type { NetnsReadiness } from '../host/netns-readiness.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
@@ -13,6 +13,7 @@ import { within } from '../util/timeout.js';
 
 /** An endpoint joined this long before the plugin started is surely listed by now if its container lives. */
 const JOINED_BEFORE_START_MS = 5_000;
+const MAX_IMAGES = 256;
 
 /** Who named the endpoint's container: always Docker (a listing, a network snapshot, an event). */
 export type BindVia = 'snapshot' | 'event' | 'listing';
@@ -60,6 +61,8 @@ export class EndpointBinder {
   private readonly left = new Set<string>();
   private readonly snapshots: Poller;
   private readonly netNames = new Map<string, string>();
+  /** Image → its labels (an image's labels never change; a few hundred images at most are kept). */
+  private readonly images = new Map<string, Record<string, string>>();
   private readonly locks = new KeyedMutex();
   private readonly startedAt = Date.now();
 
@@ -111,8 +114,8 @@ export class EndpointBinder {
     if (e.Type === 'container') {
       const id = e.Actor.ID;
       if (e.Action === 'create') {
-        const { name = '', image: _image, ...labels } = attrs;
-        this.cache.remember(id, name, labels);
+        const { name = '', image = '', ...labels } = attrs;
+        this.cache.remember(id, name, labels, image);
         await this.labelsKnown(id);
       } else if (e.Action === 'start') {
         for (const ep of this.endpointsOf(id)) this.watchReadiness(ep);
@@ -143,7 +146,7 @@ export class EndpointBinder {
     });
     if (found?.length !== 1) return undefined;
     const c = found[0]!;
-    const parsed = this.parse(c, ep);
+    const parsed = await this.parse(c, ep);
     if (!parsed.ok) {
       this.log.error({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, err: parsed.message }, 'container labels are invalid: Join refused');
       return parsed.message;
@@ -233,8 +236,33 @@ export class EndpointBinder {
     return this.store.networks.get(net.id) ?? net;
   }
 
-  /** A container's labels for this endpoint: in the light of its network's tags and the Tailscale found. */
-  private parse(c: KnownContainer, ep: EndpointRecord): ReturnType<typeof parseContainerLabels> {
+  /** An image's labels, read once per image. */
+  private async imageLabels(image: string): Promise<Record<string, string>> {
+    const known = this.images.get(image);
+    if (known) return known;
+    const labels = await this.docker.imageLabels(image);
+    if (this.images.size >= MAX_IMAGES) this.images.delete(this.images.keys().next().value!);
+    this.images.set(image, labels);
+    return labels;
+  }
+
+  /**
+   * A container's labels for this endpoint: in the light of its network's tags and the Tailscale
+   * found, and without what its image set, unless the network takes image labels.
+   */
+  private async parse(c: KnownContainer, ep: EndpointRecord): Promise<ReturnType<typeof parseContainerLabels>> {
+    const net = this.store.networks.get(ep.networkId);
+    if (net?.config.imageLabels !== true && c.image && hasTslinkLabel(c.labels)) {
+      const fromImage = labelsFromImage(c.labels, await this.imageLabels(c.image).catch((e: Error) => {
+        // An image removed since (docker rmi -f) has no labels left to claim any.
+        this.log.warn({ image: c.image, err: e.message }, 'the image of a container could not be read; its labels count as the container\'s own');
+        return {};
+      }));
+      if (fromImage.length) {
+        const message = imageLabelsRefused(fromImage, c.image);
+        return { ok: false, errors: [message], message };
+      }
+    }
     return parseContainerLabels(c.labels, {
       containerName: c.name,
       endpointId: ep.id,
@@ -295,7 +323,7 @@ export class EndpointBinder {
   }
 
   private async configure(ep: EndpointRecord, c: KnownContainer, via: BindVia): Promise<EndpointRecord | undefined> {
-    const parsed = this.parse(c, ep);
+    const parsed = await this.parse(c, ep);
     const rec = await this.store.patchEndpoint(ep.id, {
       containerId: c.id,
       containerName: c.name,
@@ -317,7 +345,7 @@ export class EndpointBinder {
   /** A repair listing re-reads a bound container's labels: a node running on other ones is restarted. */
   private async refresh(ep: EndpointRecord, c: KnownContainer | undefined): Promise<void> {
     if (!c) return;
-    const parsed = this.parse(c, ep);
+    const parsed = await this.parse(c, ep);
     const next = parsed.ok ? { config: parsed.config, configError: undefined } : { config: undefined, configError: parsed.message };
     if (JSON.stringify(next.config) === JSON.stringify(ep.config) && next.configError === ep.configError) return;
     const rec = await this.store.patchEndpoint(ep.id, next);

@@ -4,6 +4,8 @@ export interface KnownContainer {
   id: string;
   name: string;
   labels: Record<string, string>;
+  /** The image's name or ID, as Docker gave it ('' when unknown). */
+  image: string;
 }
 
 /** A real container ID as Docker names it: 64 lower-case hex digits (never `ep-…` placeholders). */
@@ -24,12 +26,12 @@ export class ContainerCache {
     return this.known.get(id);
   }
 
-  remember(id: string, name: string, labels: Record<string, string>): void {
-    if (isContainerId(id)) this.known.set(id, { id, name: name.replace(/^\//, ''), labels });
+  remember(id: string, name: string, labels: Record<string, string>, image: string): void {
+    if (isContainerId(id)) this.known.set(id, { id, name: name.replace(/^\//, ''), labels, image });
   }
 
   rememberAll(list: readonly ContainerSummary[]): void {
-    for (const c of list) this.remember(c.id, c.name, c.labels);
+    for (const c of list) this.remember(c.id, c.name, c.labels, c.image);
   }
 
   forget(id: string): void {

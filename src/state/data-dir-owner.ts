@@ -9,11 +9,13 @@ import type { Logger } from '../util/log.js';
  * Makes this process the one tslink serving `dataDir`. Two would start two daemons per node and
  * fight over the same host rules; it is also what lets a start find every leftover tailscaled
  * with one scan. A predecessor still shutting down (its close waits up to 10 s for its work) is
- * waited for, up to `waitMs`; a lock whose owner died (kill -9, a reboot) is taken over.
+ * waited for, up to `waitMs`. The lock is the kernel's (flock), so it dies with its owner (kill -9,
+ * a reboot) and holds across PID namespaces: a managed plugin and a legacy install exclude each
+ * other. `holder` is how this process is named to one refused: "managed plugin", "legacy install".
  */
-export async function ownDataDir(dataDir: string, log: Logger, waitMs = 15_000): Promise<StateDirLock> {
+export async function ownDataDir(dataDir: string, log: Logger, waitMs = 15_000, holder = 'tslink'): Promise<StateDirLock> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const lock = new StateDirLock(join(dataDir, 'tslink.lock'), '/proc', `the data directory ${dataDir}`);
+  const lock = new StateDirLock(join(dataDir, 'tslink.lock'), '/proc', `the data directory ${dataDir}`, holder);
   const deadline = Date.now() + waitMs;
   for (let told = false; ; told = true) {
     try {
@@ -21,7 +23,8 @@ export async function ownDataDir(dataDir: string, log: Logger, waitMs = 15_000):
       return lock;
     } catch (e) {
       if (!(e instanceof StateDirHeld)) {
-        const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === undefined) throw new Error(`tslink: cannot lock the data directory ${dataDir}: ${(e as Error).message}`);
         throw new Error(`tslink: cannot take the data directory ${dataDir} (${code}); check that it is writable and not full`);
       }
       if (Date.now() >= deadline) {

@@ -29,11 +29,39 @@ describe(`every README label and network option on Docker ${ENGINE}`, { skip }, 
       return existsSync(f) && (JSON.parse(readFileSync(f, 'utf8')) as { state: string }).state === 'running';
     }, 30_000, 100);
   }
-  async function run(name: string, network: string, labels: Record<string, string>): Promise<void> {
+  async function run(name: string, network: string, labels: Record<string, string>, image = IMAGE): Promise<void> {
     containers.push(name);
-    await mustDocker('run', '-d', '--name', name, '--network', network, ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), IMAGE, 'sleep', '600');
+    await mustDocker('run', '-d', '--name', name, '--network', network, ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), image, 'sleep', '600');
     await running(name, network);
   }
+
+  it('an image\'s tslink labels configure no node: docker run says why, the container\'s own values and a network that allows it work (issue 22)', async () => {
+    // An image built with LABEL tslink.hostname=prod-db (docker commit needs no builder).
+    const base = uniq('imgbase');
+    const image = `tslink-image-labels:${process.pid}`;
+    await mustDocker('create', '--name', base, IMAGE, 'true');
+    await mustDocker('commit', '--change', 'LABEL tslink.hostname=prod-db', base, image);
+    await mustDocker('rm', base);
+    const refused = uniq('imgrun');
+    containers.push(refused);
+    const r = await docker('run', '-d', '--name', refused, '--network', net, image, 'sleep', '600');
+    assert.notEqual(r.code, 0, 'docker run fails');
+    assert.match(r.stderr, /the image "?tslink-image-labels:\d+"? sets "?tslink\.hostname"?: an image's labels do not configure a node on this network/);
+    assert.match(r.stderr, /--opt tslink\.image-labels=true/);
+    assert.ok(!existsSync(stateDirOf(plugin.dataDir, 'prod-db')), 'no node named by the image');
+    const own = uniq('imgown');
+    await run(own, net, { 'tslink.hostname': own }, image);
+    assert.ok(argv(own).some((l) => l.includes(`--hostname=${own}`)), 'the container\'s own hostname');
+    const allowing = uniq('tsimgok');
+    await mustDocker('network', 'create', '-d', 'tslink', '--opt', `tslink.authkey=${KEY}`, '--opt', 'tslink.image-labels=true', allowing);
+    const allowed = uniq('imgok');
+    await run(allowed, allowing, {}, image);
+    assert.ok(argv('prod-db').some((l) => l.includes('--hostname=prod-db')), 'the image names the node where the network allows it');
+    await mustDocker('rm', '-f', own, allowed, refused);
+    containers.splice(0, containers.length, ...containers.filter((c) => ![own, allowed, refused].includes(c)));
+    await mustDocker('network', 'rm', allowing);
+    await mustDocker('rmi', image);
+  });
 
   before(async () => {
     await plugin.start();

@@ -24,15 +24,16 @@ describe('daemon ownership', () => {
       writeFileSync(join(proc, String(pid), 'cmdline'), argv.join('\0') + '\0');
       writeFileSync(join(proc, String(pid), 'stat'), `${pid} (tailscaled) S ${'0 '.repeat(18)}${start} 0 0`);
     };
-    const node = (name: string, record?: string): string => {
-      const dir = join(data, 'by-hostname', name);
+    // The layout of today (identities/<network>/<hostname>) and of tslink before 0.3 (by-hostname/<hostname>).
+    const node = (name: string, record?: string, scope = 'identities/tsnet'): string => {
+      const dir = join(data, scope, name);
       mkdirSync(dir, { recursive: true });
       if (record) writeFileSync(join(dir, 'tslink-daemon.pid'), record);
       return dir;
     };
     const web = node('web', '10 1000');
     fake(10, ['/usr/bin/tailscaled', `--statedir=${web}`, '--socket=/x']);
-    const web2 = node('web2', '12 1000');
+    const web2 = node('web2', '12 1000', 'by-hostname');
     fake(12, ['node', '/opt/double/tailscaled', `--statedir=${web2}`]);
     fake(13, ['/bin/sh', '-c', `echo --statedir=${web}`]);
     const gone = node('gone', '14 1000');
@@ -44,7 +45,9 @@ describe('daemon ownership', () => {
     fake(22, ['/usr/bin/tailscaled', `--statedir=${node('norecord')}`]);
     const reused = node('reused', '23 999');
     fake(23, ['/usr/bin/tailscaled', `--statedir=${reused}`]);
-    fake(24, ['/usr/bin/tailscaled', `--statedir=${data}/by-hostname/../by-hostname/web`]);
+    fake(24, ['/usr/bin/tailscaled', `--statedir=${data}/identities/tsnet/../tsnet/web`]);
+    const deep = node('x', '25 1000', 'identities/tsnet/deeper');
+    fake(25, ['/usr/bin/tailscaled', `--statedir=${deep}`]);
     writeFileSync(join(proc, 'self'), '');
     const left = await Leftovers.find(data, proc);
     assert.equal(left.count, 3);
@@ -72,7 +75,7 @@ describe('daemon ownership', () => {
     await a.acquire();
     await assert.rejects(new StateDirLock(file).acquire(), StateDirHeld);
     await a.release();
-    assert.equal(existsSync(file), false);
+    assert.equal(existsSync(file), true, 'the lock file stays: a new file there would be a second lock');
     // A lock written by a process that has exited is stale.
     const gone = spawn('true');
     await new Promise((r) => gone.once('exit', r));

@@ -32,6 +32,9 @@ function fakeDocker(init: { list?: ContainerSummary[]; snap?: Record<string, str
       if (state.listDelayMs) await sleep(state.listDelayMs);
       return state.list.filter((c) => !o.createdOnly || c.state === 'created');
     },
+    async imageLabels(image): Promise<Record<string, string>> {
+      return image === 'evil:latest' ? { 'tslink.hostname': 'prod-db', 'org.example': 'x' } : {};
+    },
     async inspectNetwork(id): Promise<NetworkSnapshot> {
       state.inspects++;
       return { id, name: 'tsnet', containers: { ...state.snap } };
@@ -41,7 +44,7 @@ function fakeDocker(init: { list?: ContainerSummary[]; snap?: Record<string, str
 }
 
 const container = (id: string, labels: Record<string, string>, state = 'created', endpointId = ''): ContainerSummary => ({
-  id, name: `name-${id.slice(0, 4)}`, state, labels, networks: [{ name: 'tsnet', networkId: NET, endpointId }],
+  id, name: `name-${id.slice(0, 4)}`, state, labels, image: labels['test.image'] ?? 'plain:latest', networks: [{ name: 'tsnet', networkId: NET, endpointId }],
 });
 
 async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: number } = {}) {
@@ -119,6 +122,24 @@ describe('endpoint binder', () => {
     const ep = await t.addEp(1);
     assert.match((await t.binder.checkAtJoin(ep, net)) ?? '', /tslink\.serve\.443.*htps/);
     assert.equal(t.store.endpoints.get(ep.id)!.containerId, undefined, 'the Join check never binds');
+    t.binder.stop();
+  });
+
+  it('refuses labels the image set, naming them and the network option that allows them (issue 22)', async () => {
+    const image = { 'tslink.hostname': 'prod-db', 'test.image': 'evil:latest' };
+    const d = fakeDocker({ list: [container(cid(1), image)] });
+    const t = await setup(d.api);
+    const ep = await t.addEp(1);
+    const why = (await t.binder.checkAtJoin(ep, net)) ?? '';
+    assert.match(why, /the image "?evil:latest"? sets "?tslink\.hostname"?: an image's labels do not configure a node/);
+    assert.match(why, /--opt tslink\.image-labels=true/);
+    // The container's own value (another one than the image's) configures the node.
+    d.state.list = [container(cid(2), { ...image, 'tslink.hostname': 'mine' })];
+    assert.equal(await t.binder.checkAtJoin(await t.addEp(2), net), undefined);
+    // A network that takes image labels.
+    await t.store.putNetwork({ ...net, config: { ...net.config, imageLabels: true } });
+    d.state.list = [container(cid(3), image)];
+    assert.equal(await t.binder.checkAtJoin(await t.addEp(3), { ...net, config: { ...net.config, imageLabels: true } }), undefined);
     t.binder.stop();
   });
 

@@ -71,7 +71,7 @@ const HOST_RULE = 'use a DNS label of 1-63 letters, digits and hyphens, not star
 const TAGS_RULE = 'write comma-separated tag:<name> items, each name a letter followed by letters, digits or hyphens, e.g. tag:web,tag:prod';
 const SVC_RULE = 'write svc:<name>, the name 1-63 letters, digits and hyphens, not starting or ending with a hyphen, e.g. svc:web';
 const LABELS_LIST = 'the tslink labels are tslink.hostname, tslink.tags, tslink.service, tslink.serve.<port>, tslink.direct';
-const OPTIONS_LIST = 'the tslink options are tslink.authkey, tslink.tags, tslink.loginserver, tslink.ephemeral (and com.docker.network.driver.mtu)';
+const OPTIONS_LIST = 'the tslink options are tslink.authkey, tslink.tags, tslink.loginserver, tslink.ephemeral, tslink.image-labels (and com.docker.network.driver.mtu)';
 const LOOPBACK = "the target must be on the container's loopback: localhost or 127.0.0.1 (or another 127.x.x.x address)";
 const IPV6 = "Tailscale's serve cannot reach an IPv6 target (it drops the brackets and dials ::1:<port>, which fails); make the app listen on 127.0.0.1 and give 127.0.0.1:<port>";
 const OPTIONS_HELP = 'the options are proxy-protocol=1|2 (tcp, tls-terminated-tcp) and accept-app-caps=<cap>[,<cap>] (http, https), joined by &';
@@ -551,7 +551,7 @@ describe('network options', () => {
     assert.deepEqual(networkErrors({ 'tslink.autkey': KEY }), [`tslink: unknown option tslink.autkey (did you mean tslink.authkey?); ${OPTIONS_LIST}`]);
     assert.deepEqual(networkErrors({ 'tslink.mtu': '1400' }), [`tslink: unknown option tslink.mtu; ${OPTIONS_LIST}`]);
     assert.deepEqual(networkErrors({ [`tslink.authkey:${KEY}`]: '' }), [`tslink: unknown option "tslink.authkey:tskey-(hidden)"; ${OPTIONS_LIST}`]);
-    assert.deepEqual(KNOWN_NETWORK_OPTIONS, ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral']);
+    assert.deepEqual(KNOWN_NETWORK_OPTIONS, ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels']);
   });
 
   it('hides the auth key even where another option repeats it', () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { RunResult, Runner } from '../../src/util/exec.js';
 import { NodeSupervisor } from '../../src/node/supervisor.js';
+import { StateDirLock } from '../../src/node/daemon-ownership.js';
 import type { NodeSpec } from '../../src/node/node-config.js';
 import { TailscaleCli, upArgs } from '../../src/node/tailscale-cli.js';
 import { DEFAULT_SUPERVISOR_OPTIONS } from '../../src/node/supervisor-options.js';
@@ -241,7 +242,9 @@ describe('node supervisor', () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(t.daemons.length, 0, 'no tailscaled after the stop');
     assert.equal(t.sup.status.state, 'stopped');
-    assert.ok(!existsSync(join(t.paths.stateDir, 'tslink.lock')), 'the state lock is free for the next owner');
+    const next = new StateDirLock(join(t.paths.stateDir, 'tslink.lock'));
+    await next.acquire(); // the state lock is free for the next owner
+    await next.release();
   });
 
   it('starts no daemon when stopped before a delayed start fires', async () => {
