@@ -8,6 +8,8 @@ export interface ContainerSummary {
   labels: Record<string, string>;
   /** The image it was made from (an ID): its labels are the image's, not the container's own. */
   image: string;
+  /** The image's name as the container was made with it (for messages). */
+  imageName: string;
   /** Network ID → endpoint ID ('' while the container has not joined). Keyed by name as Docker has it. */
   networks: { name: string; networkId: string; endpointId: string }[];
 }
@@ -54,6 +56,7 @@ export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
         state: c.State ?? '',
         labels: c.Labels ?? {},
         image: c.ImageID ?? c.Image ?? '',
+        imageName: c.Image ?? '',
         // Recovery must not trip over containers whose network settings Docker left out.
         networks: Object.entries(c.NetworkSettings?.Networks ?? {}).map(([name, n]) => ({
           name,

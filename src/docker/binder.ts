@@ -259,7 +259,7 @@ export class EndpointBinder {
         return {};
       }));
       if (fromImage.length) {
-        const message = imageLabelsRefused(fromImage, c.image);
+        const message = imageLabelsRefused(fromImage, c.imageName || c.image);
         return { ok: false, errors: [message], message };
       }
     }

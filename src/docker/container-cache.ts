@@ -6,6 +6,8 @@ export interface KnownContainer {
   labels: Record<string, string>;
   /** The image's name or ID, as Docker gave it ('' when unknown). */
   image: string;
+  /** The image's name as Docker shows it, for messages ('' when unknown). */
+  imageName?: string;
 }
 
 /** A real container ID as Docker names it: 64 lower-case hex digits (never `ep-…` placeholders). */
@@ -26,12 +28,12 @@ export class ContainerCache {
     return this.known.get(id);
   }
 
-  remember(id: string, name: string, labels: Record<string, string>, image: string): void {
-    if (isContainerId(id)) this.known.set(id, { id, name: name.replace(/^\//, ''), labels, image });
+  remember(id: string, name: string, labels: Record<string, string>, image: string, imageName = image): void {
+    if (isContainerId(id)) this.known.set(id, { id, name: name.replace(/^\//, ''), labels, image, imageName });
   }
 
   rememberAll(list: readonly ContainerSummary[]): void {
-    for (const c of list) this.remember(c.id, c.name, c.labels, c.image);
+    for (const c of list) this.remember(c.id, c.name, c.labels, c.image, c.imageName);
   }
 
   forget(id: string): void {

@@ -44,7 +44,7 @@ function fakeDocker(init: { list?: ContainerSummary[]; snap?: Record<string, str
 }
 
 const container = (id: string, labels: Record<string, string>, state = 'created', endpointId = ''): ContainerSummary => ({
-  id, name: `name-${id.slice(0, 4)}`, state, labels, image: labels['test.image'] ?? 'plain:latest', networks: [{ name: 'tsnet', networkId: NET, endpointId }],
+  id, name: `name-${id.slice(0, 4)}`, state, labels, image: labels['test.image'] ?? 'plain:latest', imageName: labels['test.image'] ?? 'plain:latest', networks: [{ name: 'tsnet', networkId: NET, endpointId }],
 });
 
 async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: number } = {}) {
