@@ -10,6 +10,8 @@ export interface ContainerSummary {
   image: string;
   /** The image's name as the container was made with it (for messages). */
   imageName: string;
+  /** When it was created (ms since the epoch; Docker lists whole seconds). */
+  createdMs: number;
   /** Network ID → endpoint ID ('' while the container has not joined). Keyed by name as Docker has it. */
   networks: { name: string; networkId: string; endpointId: string }[];
 }
@@ -57,6 +59,7 @@ export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
         labels: c.Labels ?? {},
         image: c.ImageID ?? c.Image ?? '',
         imageName: c.Image ?? '',
+        createdMs: (c.Created ?? 0) * 1000,
         // Recovery must not trip over containers whose network settings Docker left out.
         networks: Object.entries(c.NetworkSettings?.Networks ?? {}).map(([name, n]) => ({
           name,

@@ -1,4 +1,4 @@
-import type { DockerApi } from './api.js';
+import type { ContainerSummary, DockerApi } from './api.js';
 import { isContainerId, type ContainerCache, type KnownContainer } from './container-cache.js';
 import type { DockerEvent } from './events.js';
 import { hasTslinkLabel, imageLabelsRefused, labelsFromImage, parseContainerLabels } from '../config/labels.js';
@@ -14,6 +14,14 @@ import { within } from '../util/timeout.js';
 /** An endpoint joined this long before the plugin started is surely listed by now if its container lives. */
 const JOINED_BEFORE_START_MS = 5_000;
 const MAX_IMAGES = 256;
+/**
+ * Join's label check guesses its container: the one `created` container that lists the network
+ * without an endpoint. A `docker run` (or `compose up`) starts a container seconds after making
+ * it; one made longer ago and never started is more likely a bystander while a running container
+ * is connected, and its labels must not fail that connect (issue 22). Such a container still gets
+ * its error when it starts: its own node fails with it.
+ */
+export const JOIN_CANDIDATE_MAX_AGE_MS = 60_000;
 
 /** Who named the endpoint's container: always Docker (a listing, a network snapshot, an event). */
 export type BindVia = 'snapshot' | 'event' | 'listing';
@@ -146,6 +154,10 @@ export class EndpointBinder {
     });
     if (found?.length !== 1) return undefined;
     const c = found[0]!;
+    if (Date.now() - c.createdMs > JOIN_CANDIDATE_MAX_AGE_MS) {
+      this.log.debug({ endpoint: shortId(ep.id), candidate: shortId(c.id) }, 'join check: the only candidate was created long ago; not judging this Join by its labels');
+      return undefined;
+    }
     const parsed = await this.parse(c, ep);
     if (!parsed.ok) {
       this.log.error({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, err: parsed.message }, 'container labels are invalid: Join refused');
@@ -210,7 +222,7 @@ export class EndpointBinder {
     }
   }
 
-  private async candidates(net: NetworkRecord, signal: AbortSignal): Promise<KnownContainer[]> {
+  private async candidates(net: NetworkRecord, signal: AbortSignal): Promise<ContainerSummary[]> {
     const nameP = this.netNames.has(net.id)
       ? Promise.resolve(this.netNames.get(net.id)!)
       : this.docker.inspectNetwork(net.id).then(async (s) => (await this.learnName(net.id, s.name), s.name));

@@ -44,7 +44,7 @@ function fakeDocker(init: { list?: ContainerSummary[]; snap?: Record<string, str
 }
 
 const container = (id: string, labels: Record<string, string>, state = 'created', endpointId = ''): ContainerSummary => ({
-  id, name: `name-${id.slice(0, 4)}`, state, labels, image: labels['test.image'] ?? 'plain:latest', imageName: labels['test.image'] ?? 'plain:latest', networks: [{ name: 'tsnet', networkId: NET, endpointId }],
+  id, name: `name-${id.slice(0, 4)}`, state, labels, image: labels['test.image'] ?? 'plain:latest', imageName: labels['test.image'] ?? 'plain:latest', createdMs: Date.now(), networks: [{ name: 'tsnet', networkId: NET, endpointId }],
 });
 
 async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: number } = {}) {
@@ -122,6 +122,16 @@ describe('endpoint binder', () => {
     const ep = await t.addEp(1);
     assert.match((await t.binder.checkAtJoin(ep, net)) ?? '', /tslink\.serve\.443.*htps/);
     assert.equal(t.store.endpoints.get(ep.id)!.containerId, undefined, 'the Join check never binds');
+    t.binder.stop();
+  });
+
+  it('does not fail a connect for the labels of a container made long ago and never started (issue 22)', async () => {
+    const bystander = { ...container(cid(1), { 'tslink.serve.443': 'htps:80' }), createdMs: Date.now() - 10 * 60_000 };
+    const d = fakeDocker({ list: [bystander] });
+    const t = await setup(d.api);
+    assert.equal(await t.binder.checkAtJoin(await t.addEp(1), net), undefined, 'the running container\'s connect goes ahead');
+    d.state.list = [{ ...bystander, createdMs: Date.now() - 2000 }];
+    assert.match((await t.binder.checkAtJoin(await t.addEp(2), net)) ?? '', /htps/, 'a docker run, seconds after its create, is still told');
     t.binder.stop();
   });
 
