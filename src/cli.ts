@@ -35,7 +35,14 @@ async function serve(): Promise<number> {
   const stop = (signal: string): void => {
     // Endpoints and their host side stay: containers keep running across a plugin restart.
     log.info({ signal }, 'stopping');
-    void app.close().then(() => process.exit(0));
+    // A close that fails still ends the process (Docker restarts a managed plugin; a unit its service).
+    void app.close().then(
+      () => process.exit(0),
+      (e: Error) => {
+        log.error({ err: e.message }, 'close failed');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

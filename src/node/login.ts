@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { waitUntil } from '../util/wait-until.js';
 import { scrubSecrets } from '../util/log.js';
 import type { NodeState } from './status.js';
 import { classifyUpFailure, loginKey, type NodeSpec } from './node-config.js';
@@ -57,11 +57,12 @@ export function hasLogin(st: TailscaleStatus): boolean {
 /** The status once a logged-in node has left NoState (its first netmap), or as it is at the deadline. */
 async function settledStatus(cli: TailscaleCli, first: TailscaleStatus): Promise<TailscaleStatus> {
   let st = first;
-  const deadline = Date.now() + FIRST_NETMAP_WAIT_MS;
-  while (st.BackendState === 'NoState' && hasLogin(st) && Date.now() < deadline) {
-    await sleep(FIRST_NETMAP_POLL_MS);
+  const settled = (): boolean => st.BackendState !== 'NoState' || !hasLogin(st);
+  if (settled()) return st;
+  await waitUntil(async () => {
     st = await cli.status();
-  }
+    return settled();
+  }, { timeoutMs: FIRST_NETMAP_WAIT_MS, everyMs: FIRST_NETMAP_POLL_MS });
   return st;
 }
 
