@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { dockerodeApi } from './docker/api.js';
 import { EventsWatcher } from './docker/events.js';
 import { Driver } from './driver/driver.js';
+import { EndpointSessions } from './state/endpoint-sessions.js';
 import { EndpointBinder } from './docker/binder.js';
 import { ContainerCache } from './docker/container-cache.js';
 import type { DockerEvent } from './docker/events.js';
@@ -16,7 +17,6 @@ import { Metrics } from './ops/metrics.js';
 import { OPS_SOCKET, buildOpsServer } from './ops/server.js';
 import { loadOpsToken, tokenWhere } from './ops/ops-auth.js';
 import { endpointView } from './ops/endpoint-view.js';
-import type { NodeState } from './node/status.js';
 import { WarmRunner, childEnv, runCommand } from './util/exec.js';
 import type { Settings } from './config/settings.js';
 import { IprouteHostNetwork } from './host/network.js';
@@ -80,7 +80,7 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   let watcher: EventsWatcher | undefined;
   const metrics = new Metrics({
     watcher: () => watcher?.state() ?? { connected: false, lastEventAgeMs: null, processed: 0, dropped: 0, reconnects: 0, queued: 0 },
-    endpointStates: () => [...store.endpoints.values()].map((ep) => String(nodes.operInfo(ep)['state']) as NodeState),
+    endpointStates: () => [...store.endpoints.values()].map((ep) => nodes.operInfo(ep).state),
   });
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,
@@ -93,7 +93,8 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   // labels, does its namespace exist) → node manager (tailscaled in that namespace).
   const cache = new ContainerCache(() => docker.listContainers({}));
   const readiness = new NetnsReadiness({ pollMs: 20, giveUpMs: 120_000, onError: (e) => log.error({ err: e.message }, 'namespace check failed') });
-  const binder = new EndpointBinder(store, docker, cache, readiness, log, {
+  const sessions = new EndpointSessions();
+  const binder = new EndpointBinder(store, sessions, docker, cache, readiness, log, {
     joinCheckMs: 200, snapshotPollMs: 25, unboundGiveUpMs: 10_000, hostDockerRun: settings.hostDockerRun,
     tailscaleVersion: bins instanceof Error ? undefined : bins.version,
   }, {
@@ -101,23 +102,25 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       if (ep.configError) nodes.invalid(ep);
     },
     reconfigured: (ep) => nodes.leave(ep.id),
-    ready: (ep, net, recovered) => {
-      const jitterMs = recovered ? Math.floor(Math.random() * RECOVERY_JITTER_MS) : 0;
-      tasks.run('node start', () => nodes.ready(ep, net, { jitterMs, recovered }), { endpoint: shortId(ep.id) });
+    ready: (ep, net, session) => {
+      const jitterMs = session.recovered ? Math.floor(Math.random() * RECOVERY_JITTER_MS) : 0;
+      tasks.run('node start', () => nodes.ready(ep, net, session, { jitterMs }), { endpoint: shortId(ep.id) });
     },
   });
   const driver = new Driver(store, host, settings, log, {
     // Without a usable Tailscale no container could get its node: say so at docker run.
     checkJoin: (ep, net) => (bins instanceof Error ? Promise.resolve(`tslink: this plugin cannot start Tailscale (${bins.message})`) : binder.checkAtJoin(ep, net)),
     joined: (ep) => {
-      nodes.joined(ep.id);
+      sessions.join(ep.id);
       binder.joined(ep);
     },
     leaving: async (ep) => {
+      sessions.leave(ep.id);
       binder.forget(ep.id);
       await nodes.leave(ep.id);
     },
     deleted: async (ep) => {
+      sessions.delete(ep.id);
       binder.deleted(ep.id);
       await nodes.forget(ep.id);
     },

@@ -9,7 +9,7 @@ import { type NetworkConfig } from './network-options.js';
 import { type ServeRule, parseServeRule } from './serve.js';
 import { FEATURE_SINCE, SUPPORTED_TAILSCALE, atLeast, type Feature } from './tailscale-features.js';
 import { expandTemplate, swarmTask, taskHostname } from './swarm-task.js';
-import { DNS_LABEL_RULE, dnsLabelProblem, parseBool, parsePort, reportedTags, valueLengthProblem } from './values.js';
+import { DNS_LABEL_RULE, LABEL_PREFIX, dnsLabelProblem, parseBool, parsePort, reportedTags, valueLengthProblem } from './values.js';
 export interface ContainerConfig {
   hostname: string;
   /** Where the hostname came from: the label, the swarm task (service and slot), the container name, or the endpoint ID. */
@@ -25,7 +25,6 @@ export interface ContainerConfig {
 }
 
 
-export const LABEL_PREFIX = 'tslink.';
 export const SERVE_PREFIX = 'tslink.serve.';
 export const KNOWN_LABELS: readonly string[] = ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct'];
 

@@ -3,9 +3,9 @@
  * whitespace; unknown keys are named without their values (a typo such as `tslink.autkey` would
  * otherwise print the key).
  */
-import { LABEL_PREFIX } from './labels.js';
 import { HIDDEN, type Parsed, type Report, failed, reporter, show, showKey, showUrl, suggestion, textOf } from './messages.js';
-import { parseBool, reportedTags, valueLengthProblem } from './values.js';
+import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from './mtu.js';
+import { LABEL_PREFIX, parseBool, reportedTags, valueLengthProblem } from './values.js';
 export interface NetworkConfig {
   /** A secret. Absent when the plugin's TS_AUTHKEY is to be used. */
   authKey?: string;
@@ -20,10 +20,6 @@ export interface NetworkConfig {
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
 export const KNOWN_NETWORK_OPTIONS: readonly string[] = ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels'];
-
-export const DEFAULT_MTU = 1500;
-export const MIN_MTU = 68;
-export const MAX_MTU = 65535;
 
 
 /** Why a `file:` key cannot work, per place a key is given. */

@@ -1,5 +1,8 @@
-/** Value grammars shared by labels and network options: DNS labels, tags, booleans, ports. */
+/** What labels and network options share: their key prefix, and the grammars of DNS labels, tags, booleans, ports. */
 import { MAX_PROBLEMS, show } from './messages.js';
+
+/** Every label and option key tslink reads starts with this, in any letter case. */
+export const LABEL_PREFIX = 'tslink.';
 
 /**
  * Longest value of a `tslink.*` label or option. Docker takes far longer ones (a label value of

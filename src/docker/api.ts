@@ -1,5 +1,10 @@
 import Docker from 'dockerode';
-import { WATCHED_EVENTS, type OpenEventStream } from './events.js';
+
+/** Which events to read, as Docker's event filters (`type`, `event`, ...): the reader's choice (events.ts). */
+export type EventFilters = Record<string, string[]>;
+
+/** Opens Docker's event stream of the events `filters` let through, from `since` (a "seconds.nanoseconds" string), or from now. */
+export type OpenEventStream = (since: string | undefined, signal: AbortSignal, filters: EventFilters) => Promise<NodeJS.ReadableStream>;
 
 export interface ContainerSummary {
   id: string;
@@ -39,9 +44,9 @@ export interface DockerApi {
 
 export function dockerodeApi(docker: Docker = new Docker()): DockerApi {
   return {
-    openEvents: async (since, signal) =>
+    openEvents: async (since, signal, filters) =>
       (await docker.getEvents({
-        filters: WATCHED_EVENTS,
+        filters,
         ...(since ? { since } : {}),
         abortSignal: signal,
       } as Docker.GetEventsOptions)) as NodeJS.ReadableStream,

@@ -1,27 +1,20 @@
-import type { ContainerSummary, DockerApi } from './api.js';
+import type { DockerApi } from './api.js';
 import { isContainerId, type ContainerCache, type KnownContainer } from './container-cache.js';
 import type { DockerEvent } from './events.js';
-import { hasTslinkLabel, imageLabelsRefused, labelsFromImage, parseContainerLabels } from '../config/labels.js';
+import { ContainerLabels, type ParsedLabels } from './container-labels.js';
+import { NetworkNames } from './network-names.js';
+import { JoinCheck } from './join-check.js';
 import { localSandboxPath } from '../host/netns.js';
 import type { NetnsReadiness } from '../host/netns-readiness.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
+import type { EndpointSession, EndpointSessions } from '../state/endpoint-sessions.js';
 import type { Logger } from '../util/log.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { Poller } from '../util/poller.js';
 import { shortId } from '../util/short-id.js';
-import { within } from '../util/timeout.js';
 
 /** An endpoint joined this long before the plugin started is surely listed by now if its container lives. */
 const JOINED_BEFORE_START_MS = 5_000;
-const MAX_IMAGES = 256;
-/**
- * Join's label check guesses its container: the one `created` container that lists the network
- * without an endpoint. A `docker run` (or `compose up`) starts a container seconds after making
- * it; one made longer ago and never started is more likely a bystander while a running container
- * is connected, and its labels must not fail that connect (issue 22). Such a container still gets
- * its error when it starts: its own node fails with it.
- */
-export const JOIN_CANDIDATE_MAX_AGE_MS = 60_000;
 
 /** Who named the endpoint's container: always Docker (a listing, a network snapshot, an event). */
 export type BindVia = 'snapshot' | 'event' | 'listing';
@@ -45,7 +38,7 @@ export interface BinderCallbacks {
   /** The endpoint's configuration changed after it was bound (a repair found other labels): stop its node; `ready` follows. */
   reconfigured(ep: EndpointRecord): Promise<void>;
   /** Bound to valid configuration and its namespace exists: the node may start. */
-  ready(ep: EndpointRecord, net: NetworkRecord, recovered: boolean): void;
+  ready(ep: EndpointRecord, net: NetworkRecord, session: EndpointSession): void;
 }
 
 /**
@@ -65,17 +58,17 @@ export class EndpointBinder {
   /** Container → endpoints named for it whose labels are not known yet. */
   private readonly awaitingLabels = new Map<string, Map<string, BindVia>>();
   private readonly emitted = new Set<string>();
-  /** Endpoints whose Leave has begun: still in the store, but never made ready again. */
-  private readonly left = new Set<string>();
   private readonly snapshots: Poller;
-  private readonly netNames = new Map<string, string>();
-  /** Image → its labels (an image's labels never change; a few hundred images at most are kept). */
-  private readonly images = new Map<string, Record<string, string>>();
+  private readonly names: NetworkNames;
+  private readonly joinCheck: JoinCheck;
+  private readonly labels: ContainerLabels;
   private readonly locks = new KeyedMutex();
   private readonly startedAt = Date.now();
 
   constructor(
     private readonly store: StateStore,
+    /** Whether an endpoint is joined: a node starts only within its session. */
+    private readonly sessions: EndpointSessions,
     private readonly docker: DockerApi,
     private readonly cache: ContainerCache,
     private readonly readiness: NetnsReadiness,
@@ -83,6 +76,9 @@ export class EndpointBinder {
     private readonly opts: BinderOptions,
     private readonly on: BinderCallbacks,
   ) {
+    this.labels = new ContainerLabels(docker, log, opts.tailscaleVersion);
+    this.names = new NetworkNames(store, docker);
+    this.joinCheck = new JoinCheck(store, docker, cache, this.names, (c, ep) => this.parse(c, ep), log, opts.joinCheckMs);
     this.snapshots = new Poller(opts.snapshotPollMs, () => this.pollSnapshots(), (e) => this.log.warn({ err: e.message }, 'network snapshot read failed'));
   }
 
@@ -96,7 +92,7 @@ export class EndpointBinder {
     this.cache.rememberAll(list);
     for (const c of list) {
       for (const n of c.networks) {
-        if (n.networkId && n.name && this.store.networks.has(n.networkId)) await this.learnName(n.networkId, n.name);
+        if (n.networkId && n.name && this.store.networks.has(n.networkId)) await this.names.learn(n.networkId, n.name);
         const ep = n.endpointId ? this.store.endpoints.get(n.endpointId) : undefined;
         if (!ep) continue;
         if (ep.containerId === c.id && ep.config) await this.refresh(ep, this.cache.get(c.id));
@@ -106,7 +102,10 @@ export class EndpointBinder {
     for (const cid of this.awaitingLabels.keys()) await this.labelsKnown(cid);
     // Recovered means joined before this process started: an endpoint joined since, which a
     // listing meets before its namespace is ready, is a new container and its node runs `up`.
-    for (const ep of this.store.endpoints.values()) this.watchReadiness(ep, ep.joinedAt !== undefined && Date.parse(ep.joinedAt) < this.startedAt);
+    for (const ep of this.store.endpoints.values()) {
+      if (ep.joinedAt !== undefined && Date.parse(ep.joinedAt) < this.startedAt) this.sessions.recover(ep.id);
+      this.watchReadiness(ep);
+    }
     // A fresh endpoint is listed only once its container's start is done, hence the age bound;
     // but one joined before this process started had all the time it needed: if no container
     // lists it, its container went away while the plugin was down.
@@ -140,37 +139,15 @@ export class EndpointBinder {
     }
   }
 
-  /**
-   * Join's early check: when exactly one `created` container lists this network without an
-   * endpoint, this Join is almost surely for it, and if its labels are invalid the Join fails so
-   * `docker run` prints why. This never binds: a `docker network connect` of a running
-   * container looks the same while another container sits created but unstarted.
-   */
-  async checkAtJoin(ep: EndpointRecord, net: NetworkRecord): Promise<string | undefined> {
-    const ctl = new AbortController();
-    const found = await within(this.opts.joinCheckMs, this.candidates(net, ctl.signal), ctl).catch((e: Error) => {
-      this.log.debug({ endpoint: shortId(ep.id), err: e.message }, 'join check: listing failed');
-      return undefined;
-    });
-    if (found?.length !== 1) return undefined;
-    const c = found[0]!;
-    if (Date.now() - c.createdMs > JOIN_CANDIDATE_MAX_AGE_MS) {
-      this.log.debug({ endpoint: shortId(ep.id), candidate: shortId(c.id) }, 'join check: the only candidate was created long ago; not judging this Join by its labels');
-      return undefined;
-    }
-    const parsed = await this.parse(c, ep);
-    if (!parsed.ok) {
-      this.log.error({ endpoint: shortId(ep.id), container: shortId(c.id), name: c.name, err: parsed.message }, 'container labels are invalid: Join refused');
-      return parsed.message;
-    }
-    return undefined;
+  /** Join's early check of the container it is probably for (join-check.ts). */
+  checkAtJoin(ep: EndpointRecord, net: NetworkRecord): Promise<string | undefined> {
+    return this.joinCheck.check(ep, net);
   }
 
   /** Join has answered: look for the container Docker ties to the endpoint. */
   joined(ep: EndpointRecord): void {
     const rec = this.store.endpoints.get(ep.id);
     if (!rec) return;
-    this.left.delete(ep.id);
     if (rec.containerId) this.watchReadiness(rec);
     else {
       this.unbound.set(ep.id, Date.now());
@@ -180,7 +157,6 @@ export class EndpointBinder {
 
   /** The endpoint leaves: no readiness for it until Docker joins it again. */
   forget(endpointId: string): void {
-    this.left.add(endpointId);
     this.unbound.delete(endpointId);
     for (const eps of this.awaitingLabels.values()) eps.delete(endpointId);
     this.readiness.cancel(endpointId);
@@ -190,7 +166,6 @@ export class EndpointBinder {
   /** The endpoint's record is deleted. */
   deleted(endpointId: string): void {
     this.forget(endpointId);
-    this.left.delete(endpointId);
   }
 
   stop(): void {
@@ -215,72 +190,15 @@ export class EndpointBinder {
   /** Binds every endpoint a network snapshot names a real container for. */
   private async readSnapshot(netId: string, via: BindVia): Promise<void> {
     const snap = await this.docker.inspectNetwork(netId);
-    await this.learnName(netId, snap.name);
+    await this.names.learn(netId, snap.name);
     for (const [cid, epId] of Object.entries(snap.containers)) {
       const ep = this.store.endpoints.get(epId);
       if (ep && isContainerId(cid) && ep.containerId !== cid) await this.bind(epId, cid, via);
     }
   }
 
-  private async candidates(net: NetworkRecord, signal: AbortSignal): Promise<ContainerSummary[]> {
-    const nameP = this.netNames.has(net.id)
-      ? Promise.resolve(this.netNames.get(net.id)!)
-      : this.docker.inspectNetwork(net.id).then(async (s) => (await this.learnName(net.id, s.name), s.name));
-    const [list, name] = await Promise.all([this.docker.listContainers({ createdOnly: true, signal }), nameP]);
-    this.cache.rememberAll(list);
-    const taken = new Set(this.store.endpointsOf(net.id).map((e) => e.containerId));
-    return list.filter(
-      (c) => !taken.has(c.id) && c.networks.some((n) => (n.networkId === net.id || (!n.networkId && n.name === name)) && !n.endpointId),
-    );
-  }
-
-  /** Keeps a network's name, and records it once: node identities are scoped by it. */
-  private async learnName(netId: string, name: string): Promise<void> {
-    this.netNames.set(netId, name);
-    const net = this.store.networks.get(netId);
-    if (net && net.name !== name) await this.store.putNetwork({ ...net, name });
-  }
-
-  /** The network with its name known (read from Docker once, then from the record). */
-  private async named(net: NetworkRecord): Promise<NetworkRecord> {
-    if (net.name !== undefined) return net;
-    await this.learnName(net.id, this.netNames.get(net.id) ?? (await this.docker.inspectNetwork(net.id)).name);
-    return this.store.networks.get(net.id) ?? net;
-  }
-
-  /** An image's labels, read once per image. */
-  private async imageLabels(image: string): Promise<Record<string, string>> {
-    const known = this.images.get(image);
-    if (known) return known;
-    const labels = await this.docker.imageLabels(image);
-    if (this.images.size >= MAX_IMAGES) this.images.delete(this.images.keys().next().value!);
-    this.images.set(image, labels);
-    return labels;
-  }
-
-  /**
-   * A container's labels for this endpoint: in the light of its network's tags and the Tailscale
-   * found, and without what its image set, unless the network takes image labels.
-   */
-  private async parse(c: KnownContainer, ep: EndpointRecord): Promise<ReturnType<typeof parseContainerLabels>> {
-    const net = this.store.networks.get(ep.networkId);
-    if (net?.config.imageLabels !== true && c.image && hasTslinkLabel(c.labels)) {
-      const fromImage = labelsFromImage(c.labels, await this.imageLabels(c.image).catch((e: Error) => {
-        // An image removed since (docker rmi -f) has no labels left to claim any.
-        this.log.warn({ image: c.image, err: e.message }, 'the image of a container could not be read; its labels count as the container\'s own');
-        return {};
-      }));
-      if (fromImage.length) {
-        const message = imageLabelsRefused(fromImage, c.imageName || c.image);
-        return { ok: false, errors: [message], message };
-      }
-    }
-    return parseContainerLabels(c.labels, {
-      containerName: c.name,
-      endpointId: ep.id,
-      networkTags: this.store.networks.get(ep.networkId)?.config.tags,
-      tailscaleVersion: this.opts.tailscaleVersion,
-    });
+  private parse(c: KnownContainer, ep: EndpointRecord): Promise<ParsedLabels> {
+    return this.labels.parse(c, ep.id, this.store.networks.get(ep.networkId));
   }
 
   private endpointsOf(containerId: string): EndpointRecord[] {
@@ -368,9 +286,11 @@ export class EndpointBinder {
     this.watchReadiness(rec);
   }
 
-  /** `recovered`: found by a listing rather than a Join just now (a restart brings many at once). */
-  private watchReadiness(ep: EndpointRecord, recovered = false): void {
-    if (!ep.config || !ep.sandboxKey || !ep.containerId || this.emitted.has(ep.id) || this.left.has(ep.id)) return;
+  /** Once the endpoint is bound, joined and its namespace exists: `ready`, within the session it began in. */
+  private watchReadiness(ep: EndpointRecord): void {
+    const session = this.sessions.active(ep.id);
+    if (!session || !ep.config || !ep.sandboxKey || !ep.containerId || this.emitted.has(ep.id)) return;
+    const { recovered } = session;
     const id = ep.id;
     this.readiness.watch(
       id,
@@ -378,14 +298,14 @@ export class EndpointBinder {
       () => {
         const cur = this.store.endpoints.get(id);
         const net = cur && this.store.networks.get(cur.networkId);
-        if (!cur?.config || !cur.sandboxKey || !net || this.emitted.has(id) || this.left.has(id)) return;
+        if (!cur?.config || !cur.sandboxKey || !net || this.emitted.has(id) || !session.active) return;
         this.emitted.add(id);
-        void this.named(net).then(
+        void this.names.named(net).then(
           (named) => {
-            if (this.left.has(id)) return;
+            if (!session.active) return;
             const sinceJoinMs = cur.joinedAt ? Date.now() - Date.parse(cur.joinedAt) : undefined;
             this.log.info({ endpoint: shortId(id), container: shortId(cur.containerId), sinceJoinMs, recovered }, 'endpoint ready for tailscale');
-            this.on.ready(cur, named, recovered);
+            this.on.ready(cur, named, session);
           },
           (e: Error) => {
             // The repair pass makes it ready again once Docker answers.

@@ -1,17 +1,21 @@
 import { shortId } from '../util/short-id.js';
 import { fullJitterDelay } from '../util/backoff.js';
 import type { Logger } from '../util/log.js';
+import type { OpenEventStream } from './api.js';
+
+/** The event types and actions tslink asks Docker for (WATCHED_EVENTS): no other reaches a handler. */
+const WATCHED_TYPES = ['container', 'network'] as const;
+const WATCHED_ACTIONS = ['create', 'start', 'kill', 'die', 'destroy', 'connect', 'disconnect'] as const;
+export type DockerEventType = (typeof WATCHED_TYPES)[number];
+export type DockerEventAction = (typeof WATCHED_ACTIONS)[number];
 
 export interface DockerEvent {
-  Type: string;
-  Action: string;
+  Type: DockerEventType;
+  Action: DockerEventAction;
   Actor: { ID: string; Attributes?: Record<string, string> };
   time?: number;
   timeNano?: number;
 }
-
-/** Opens Docker's event stream from `since` (a "seconds.nanoseconds" string), or from now. */
-export type OpenEventStream = (since: string | undefined, signal: AbortSignal) => Promise<NodeJS.ReadableStream>;
 
 export interface WatcherOptions {
   minBackoffMs: number;
@@ -41,9 +45,10 @@ export interface WatcherState {
   queued: number;
 }
 
-export const WATCHED_EVENTS = {
-  type: ['container', 'network'],
-  event: ['create', 'start', 'kill', 'die', 'destroy', 'connect', 'disconnect'],
+/** The stream's filter (docker/api.ts): Docker sends only these, which DockerEvent's types name. */
+export const WATCHED_EVENTS: { type: DockerEventType[]; event: DockerEventAction[] } = {
+  type: [...WATCHED_TYPES],
+  event: [...WATCHED_ACTIONS],
 };
 
 /** Nanosecond timestamps exceed 2^53; keep the since-cursor exact as "s.nnnnnnnnn". */
@@ -104,7 +109,7 @@ export class EventsWatcher {
     while (!this.stopped) {
       this.abort = new AbortController();
       try {
-        const stream = await this.open(this.cursor, this.abort.signal);
+        const stream = await this.open(this.cursor, this.abort.signal, WATCHED_EVENTS);
         this.connected = true;
         this.attempt = 0;
         this.log.info({ since: this.cursor ?? 'now' }, 'docker events stream open');

@@ -3,7 +3,8 @@ import type { Settings } from '../config/settings.js';
 import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, parseNetworkId, type EndpointHost, type NetworkHost } from '../host/host-spec.js';
 import { contains, parseCidr, parseIpv4, parseNetwork, subnetHalves } from '../host/ipv4.js';
 import type { HostNetwork } from '../host/network.js';
-import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
+import { StateWriteError, type EndpointRecord, type NetworkRecord, type StateStore } from '../state/store.js';
+import type { EndpointReport } from '../node/status.js';
 import { ReplySpacer } from '../util/reply-spacer.js';
 import { coalesce } from '../util/coalesce.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
@@ -22,8 +23,8 @@ export interface EndpointLifecycle {
   leaving(ep: EndpointRecord): Promise<void>;
   /** After an endpoint's record is gone. */
   deleted(ep: EndpointRecord): Promise<void>;
-  /** The node's part of EndpointOperInfo. */
-  operInfo(ep: EndpointRecord): Record<string, unknown>;
+  /** The node's part of EndpointOperInfo; undefined without a node layer (the driver alone). */
+  operInfo(ep: EndpointRecord): EndpointReport | undefined;
 }
 
 /** A lifecycle that does nothing: the driver alone (tests, tools). */
@@ -32,7 +33,15 @@ export const NO_LIFECYCLE: EndpointLifecycle = {
   joined: () => undefined,
   leaving: async () => undefined,
   deleted: async () => undefined,
-  operInfo: () => ({}),
+  operInfo: () => undefined,
+};
+
+/**
+ * A record the disk refused (StateWriteError) as a protocol error, so the server knows no
+ * storage errors: the store's message (it says where, and what to check), code TSLINK_STATE_FAILED.
+ */
+const stateFailed = (e: unknown): never => {
+  throw e instanceof StateWriteError ? internal(e.message, 'TSLINK_STATE_FAILED') : e;
 };
 
 /** The part of a network record a repeated CreateNetwork must match to be the same network. */
@@ -103,7 +112,7 @@ export class Driver {
         this.log.error({ network: shortId(rec.id), err: e.message }, 'network rules failed');
         throw internal(`tslink: could not set up NAT and filter rules for the network: ${e.message}; check that iptables works on the host`);
       }
-    });
+    }).catch(stateFailed);
     this.log.info({ network: shortId(rec.id), subnet: rec.subnet, mtu: rec.mtu, tags: rec.config.tags, ephemeral: rec.config.ephemeral }, 'network created');
   }
 
@@ -154,19 +163,18 @@ export class Driver {
       try {
         // A CreateEndpoint that passed its check just before may still add one: look again.
         for (let eps = this.store.endpointsOf(id); eps.length; eps = this.store.endpointsOf(id)) await this.removeEndpoints(eps.map((e) => e.id));
-        const rec = this.store.networks.get(id)!;
-        this.store.networks.delete(id);
-        try {
-          await this.removeRules();
-        } catch (e) {
-          this.store.networks.set(id, rec);
-          throw internal(`tslink: could not remove the network's NAT rule: ${(e as Error).message}; check that iptables works on the host, then remove the network again`);
-        }
-        await this.store.deleteNetwork(id);
+        // Out of the store's memory first, so the rules sync removes the network's rule.
+        await this.store.deleteNetworkAfter(id, async () => {
+          try {
+            await this.removeRules();
+          } catch (e) {
+            throw internal(`tslink: could not remove the network's NAT rule: ${(e as Error).message}; check that iptables works on the host, then remove the network again`);
+          }
+        });
       } finally {
         this.deleting.delete(id);
       }
-    });
+    }).catch(stateFailed);
     this.log.info({ network: shortId(id) }, 'network deleted');
   }
 
@@ -195,7 +203,7 @@ export class Driver {
       }
       this.log.debug({ network: shortId(net.id), endpoint: shortId(id), address: req.Interface?.Address }, 'endpoint created');
       return {};
-    });
+    }).catch(stateFailed);
   }
 
   async join(req: P.JoinRequest): Promise<P.JoinResponse> {
@@ -240,7 +248,7 @@ export class Driver {
         // The plugin NATs the network itself; Docker must not add docker_gwbridge as well.
         DisableGatewayService: true,
       };
-    });
+    }).catch(stateFailed);
   }
 
   async leave(req: P.EndpointRequest): Promise<void> {
@@ -250,14 +258,14 @@ export class Driver {
       await this.lifecycle.leaving(ep);
       await this.store.patchEndpoint(ep.id, { sandboxKey: undefined, joinedAt: undefined });
       this.log.info({ endpoint: shortId(ep.id) }, 'endpoint left');
-    });
+    }).catch(stateFailed);
   }
 
   /** Spaces DeleteEndpoint replies on engines that miscount endpoints deleted at once (engine-quirks.ts). */
   readonly deleteReplies = new ReplySpacer();
 
   async deleteEndpoint(req: P.EndpointRequest): Promise<void> {
-    await this.removeEndpoints([req.EndpointID]);
+    await this.removeEndpoints([req.EndpointID]).catch(stateFailed);
     await this.deleteReplies.wait();
   }
 

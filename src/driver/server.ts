@@ -6,7 +6,6 @@ import type { Driver } from './driver.js';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
 import { schemas } from './protocol.js';
-import { StateWriteError } from '../state/store.js';
 import type * as P from './protocol.js';
 
 export const CONTENT_TYPE = 'application/vnd.docker.plugins.v1+json';
@@ -90,11 +89,7 @@ export function buildServer(driver: Driver, log: Logger, observe: (url: string, 
       status = err.statusCode;
       text = err.message;
       code = err.code;
-    } else if (err instanceof StateWriteError) {
-      status = 500;
-      text = err.message;
-      code = 'TSLINK_STATE_FAILED';
-      log.error({ call: req.url, err: text }, 'state write failed');
+      if (code === 'TSLINK_STATE_FAILED') log.error({ call: req.url, err: text }, 'state write failed');
     } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       text = `tslink: the request body is larger than ${BODY_LIMIT} bytes; Docker never sends that much, so check what is calling the plugin socket`;

@@ -1,4 +1,4 @@
-import { MAX_MTU, MIN_MTU } from '../config/network-options.js';
+import { MAX_MTU, MIN_MTU } from '../config/mtu.js';
 import type { EndpointRecord, NetworkRecord } from '../state/store.js';
 import { contains, parseIpv4, parseNetwork, type Ipv4Address, type Ipv4Network } from './ipv4.js';
 

@@ -12,9 +12,10 @@ import { overriddenTags } from '../config/labels.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../util/log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
+import type { EndpointSession } from '../state/endpoint-sessions.js';
 import { IdentityLocks } from './identity-locks.js';
 import { IDENTITIES, LEGACY_IDENTITIES, identityDir, identityScope } from './identity-dir.js';
-import { StatusFiles, type NodeStatus } from './status.js';
+import { StatusFiles, type EndpointReport, type NodeStatus } from './status.js';
 import { NodeSupervisor } from './supervisor.js';
 import { DEFAULT_SUPERVISOR_OPTIONS, type SupervisorOptions } from './supervisor-options.js';
 import { nodeSpec } from './node-config.js';
@@ -81,7 +82,7 @@ export class NodeManager {
   private record(s: NodeStatus): void {
     const prev = this.statuses.get(s.endpoint);
     this.statuses.set(s.endpoint, s);
-    if (prev?.state !== s.state || prev.restarts !== s.restarts) this.statusChanged(prev, s);
+    if (prev?.state !== s.state || prev.restarts !== s.restarts || prev.crashLoop !== s.crashLoop) this.statusChanged(prev, s);
     const text = JSON.stringify({ ...s, since: undefined });
     if (this.written.get(s.endpoint) === text) return;
     this.written.set(s.endpoint, text);
@@ -93,19 +94,12 @@ export class NodeManager {
   }
 
   /**
-   * Endpoints whose Leave has begun: a start decided before it (a repair pass, a jittered
-   * recovery) must not bring a node up after the stop, or its daemon outlives the endpoint.
+   * An endpoint is bound and its namespace exists: bring its node up, within the endpoint's
+   * session. A start decided before a Leave (a repair pass, a jittered recovery) finds the
+   * session ended and starts nothing, or the daemon would outlive its endpoint.
    */
-  private readonly left = new Set<string>();
-
-  /** Docker joined the endpoint (again): it may get a node. */
-  joined(endpointId: string): void {
-    this.left.delete(endpointId);
-  }
-
-  /** An endpoint is bound and its namespace exists: bring its node up. */
-  async ready(ep: EndpointRecord, net: NetworkRecord, opts: { jitterMs?: number; recovered?: boolean } = {}): Promise<void> {
-    if (this.sups.has(ep.id) || this.left.has(ep.id) || !this.store.endpoints.get(ep.id)?.joinedAt) return;
+  async ready(ep: EndpointRecord, net: NetworkRecord, session: EndpointSession, opts: { jitterMs?: number } = {}): Promise<void> {
+    if (this.sups.has(ep.id) || !session.active || !this.store.endpoints.get(ep.id)?.joinedAt) return;
     const spec = nodeSpec(ep, net, net.config.authKey ?? this.settings.authKey);
     if (!spec) return;
     const dropped = ep.config ? overriddenTags(net.config, ep.config) : [];
@@ -114,7 +108,7 @@ export class NodeManager {
     }
     const base: NodeStatus = {
       endpoint: ep.id, network: net.id, container: ep.containerId, containerName: ep.containerName,
-      state: 'failed', since: new Date().toISOString(), hostname: spec.hostname, tailscaleIPs: [], restarts: 0,
+      state: 'failed', since: new Date().toISOString(), hostname: spec.hostname, tailscaleIPs: [], restarts: 0, crashLoop: false,
     };
     if (this.binaries instanceof Error) {
       this.record({ ...base, lastError: `tslink: cannot start Tailscale: ${this.binaries.message}` });
@@ -152,7 +146,8 @@ export class NodeManager {
       return;
     }
     await this.adoptLegacy(stateDir, net, spec.hostname);
-    await this.begin(sup, opts.jitterMs ?? 0, opts.recovered ?? false);
+    if (!session.active || this.sups.get(ep.id) !== sup) return; // left while the identity moved
+    await this.begin(sup, opts.jitterMs ?? 0, session.recovered);
   }
 
   /** `resume`: the endpoint's node ran before this plugin process started (a recovery). */
@@ -180,7 +175,6 @@ export class NodeManager {
 
   /** The endpoint leaves: drain, log out if ephemeral, stop, hand the hostname to the next in line. */
   async leave(endpointId: string): Promise<void> {
-    this.left.add(endpointId);
     const sup = this.sups.get(endpointId);
     if (!sup) return;
     this.sups.delete(endpointId);
@@ -199,15 +193,13 @@ export class NodeManager {
 
   async forget(endpointId: string): Promise<void> {
     await this.leave(endpointId);
-    // The record is gone now, which ready() also refuses: the tombstone is not needed any more.
-    this.left.delete(endpointId);
     this.statuses.delete(endpointId);
     this.written.delete(endpointId);
     await this.files.remove(endpointId);
   }
 
   /** The node's part of EndpointOperInfo: its status, or why there is none yet. */
-  operInfo(ep: EndpointRecord): Record<string, unknown> {
+  operInfo(ep: EndpointRecord): EndpointReport {
     const s = this.statuses.get(ep.id);
     if (s) return { ...s };
     if (ep.configError) return { state: 'failed', lastError: ep.configError };
@@ -218,7 +210,7 @@ export class NodeManager {
   invalid(ep: EndpointRecord): void {
     this.record({
       endpoint: ep.id, network: ep.networkId, container: ep.containerId, containerName: ep.containerName,
-      state: 'failed', since: new Date().toISOString(), tailscaleIPs: [], restarts: 0, lastError: ep.configError,
+      state: 'failed', since: new Date().toISOString(), tailscaleIPs: [], restarts: 0, crashLoop: false, lastError: ep.configError,
     });
   }
 

@@ -12,7 +12,8 @@ import { type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
 import { servePlan, type NodeSpec } from './node-config.js';
 import { WIREGUARD_PORT } from '../config/tailnet.js';
 import { socketIsLive } from '../util/socket-probe.js';
-import { type Leftovers, StateDirHeld, StateDirLock, recordDaemon, stopProcesses } from './daemon-ownership.js';
+import { type Leftovers, recordDaemon, stopProcesses } from './daemon-ownership.js';
+import { StateDirHeld, StateDirLock } from '../util/file-lock.js';
 import { shortId } from '../util/short-id.js';
 import type { NodeState, NodeStatus } from './status.js';
 
@@ -83,6 +84,7 @@ export class NodeSupervisor {
       tailscaleIPs: [],
       tailscaledVersion: deps.tailscaledVersion,
       restarts: 0,
+      crashLoop: false,
     };
   }
 
@@ -119,7 +121,7 @@ export class NodeSupervisor {
 
   private set(state: NodeState, extra: Partial<NodeStatus> = {}): void {
     const changed = this.state.state !== state;
-    Object.assign(this.state, { heldBy: undefined, nextAttemptAt: undefined }, extra, { state });
+    Object.assign(this.state, { heldBy: undefined, nextAttemptAt: undefined, crashLoop: false }, extra, { state });
     if (changed) this.state.since = new Date().toISOString();
     if (extra.lastError) this.state.lastError = scrubSecrets(extra.lastError);
     this.deps.onStatus({ ...this.state });
@@ -289,7 +291,7 @@ export class NodeSupervisor {
     this.state.restarts++;
     const next = new Date(Date.now() + d.delayMs).toISOString();
     if (d.kind === 'crash-loop') {
-      this.set('failed', { lastError: `tailscaled crashed ${d.crashes} times within ${this.opts.restart.loopWindowMs / 1000} s (last exit ${how}): ${lastOutput}; next try after a cooldown`, nextAttemptAt: next });
+      this.set('failed', { lastError: `tailscaled crashed ${d.crashes} times within ${this.opts.restart.loopWindowMs / 1000} s (last exit ${how}): ${lastOutput}; next try after a cooldown`, nextAttemptAt: next, crashLoop: true });
     } else {
       this.set('retrying', { lastError: `tailscaled exited with ${how}: ${lastOutput}`, nextAttemptAt: next });
     }

@@ -91,7 +91,8 @@ export class Metrics {
   nodeStatus(prev: NodeStatus | undefined, next: NodeStatus, joinedAt?: string): void {
     if (next.state === 'starting' && prev?.state !== 'starting') this.starts.inc();
     if (prev && next.restarts > prev.restarts) this.restarts.inc(next.restarts - prev.restarts);
-    if (next.state === 'failed' && prev?.state !== 'failed' && /crashed \d+ times/.test(next.lastError ?? '')) this.crashLoops.inc();
+    // The supervisor says when it calls crashes a loop (supervisor.ts onExit); its words may change.
+    if (next.crashLoop && !prev?.crashLoop) this.crashLoops.inc();
     if (next.state === 'running' && prev?.state !== 'running' && joinedAt) this.joinToRunning.observe(Math.max(0, (Date.now() - Date.parse(joinedAt)) / 1000));
   }
 

@@ -2,10 +2,11 @@ import { readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { EndpointView } from './endpoint-view.js';
+import { parseNodeStatus, type NodeState } from '../node/status.js';
 import { OPS_SOCKET } from './server.js';
 
 /** What each troubled state means and what to do, in one line. */
-const HINTS: Record<string, string> = {
+const HINTS: Partial<Record<NodeState, string>> = {
   'logged-out': 'the auth key was refused or has expired (or the node was removed from the tailnet): give the network a new key (--opt tslink.authkey=...) or set TS_AUTHKEY, then restart the container',
   failed: 'the node cannot run as configured: read lastError; for a crash loop see logs/<endpoint>-tailscaled.log in the data directory',
   retrying: 'tailscaled exited and is restarted with backoff: read lastError and the node log',
@@ -29,7 +30,11 @@ function fromSocket(socketPath: string): Promise<EndpointView[]> {
       res.on('end', () => {
         try {
           if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}`);
-          resolve((JSON.parse(text) as { endpoints: EndpointView[] }).endpoints);
+          const body: unknown = JSON.parse(text);
+          const endpoints: unknown = typeof body === 'object' && body !== null && 'endpoints' in body ? body.endpoints : undefined;
+          if (!Array.isArray(endpoints)) throw new Error('answered no endpoint list');
+          // Each entry is a node status without tailscaledVersion (endpoint-view.ts).
+          resolve(endpoints.map(parseNodeStatus));
         } catch (e) {
           reject(e as Error);
         }
@@ -47,8 +52,7 @@ async function fromFiles(dataDir: string): Promise<EndpointView[]> {
   const out: EndpointView[] = [];
   for (const name of await readdir(dir)) {
     if (!name.endsWith('.json')) continue;
-    const s = JSON.parse(await readFile(join(dir, name), 'utf8')) as EndpointView & { endpoint: string };
-    out.push({ ...s, tailscaleIPs: s.tailscaleIPs ?? [], restarts: s.restarts ?? 0 });
+    out.push(parseNodeStatus(JSON.parse(await readFile(join(dir, name), 'utf8'))));
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StateDirHeld, StateDirLock } from '../node/daemon-ownership.js';
+import { StateDirHeld, StateDirLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
 
 

@@ -106,16 +106,33 @@ export class StateStore {
     await this.change(this.networks, this.netDir, id, undefined);
   }
 
+  /**
+   * Deletes a network whose removal has a step that must no longer see it (the rules sync, which
+   * reads the networks): the record leaves memory, `step` runs, and then the deletion is written.
+   * When `step` throws, the record is back in memory and nothing is written; when the disk
+   * refuses, memory takes the record back as well (StateWriteError), as after any change.
+   */
+  async deleteNetworkAfter(id: string, step: () => Promise<void>): Promise<void> {
+    const prev = this.networks.get(id);
+    this.networks.delete(id);
+    try {
+      await step();
+    } catch (e) {
+      if (prev) this.networks.set(id, prev);
+      throw e;
+    }
+    await this.change(this.networks, this.netDir, id, undefined, prev);
+  }
+
   async putEndpoint(rec: EndpointRecord): Promise<void> {
     await this.change(this.endpoints, this.epDir, rec.id, rec);
   }
 
   /**
    * Sets (or deletes) a record in memory and on disk. When the disk refuses (read-only, full),
-   * memory goes back to what it held, so the two never disagree, and the error says where.
+   * memory goes back to what it held (`prev`), so the two never disagree, and the error says where.
    */
-  private async change<T extends object>(map: Map<string, T>, dir: string, id: string, next: T | undefined): Promise<void> {
-    const prev = map.get(id);
+  private async change<T extends object>(map: Map<string, T>, dir: string, id: string, next: T | undefined, prev = map.get(id)): Promise<void> {
     if (next) map.set(id, next);
     else map.delete(id);
     try {

@@ -14,7 +14,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KNOWN_LABELS, parseContainerLabels } from '../../src/config/labels.js';
 import { MAX_MESSAGE, MAX_PROBLEMS } from '../../src/config/messages.js';
-import { KNOWN_NETWORK_OPTIONS, MAX_MTU, MIN_MTU, MTU_OPTION, parseNetworkOptions } from '../../src/config/network-options.js';
+import { KNOWN_NETWORK_OPTIONS, MTU_OPTION, parseNetworkOptions } from '../../src/config/network-options.js';
+import { MAX_MTU, MIN_MTU } from '../../src/config/mtu.js';
 import { PROTOS } from '../../src/config/serve.js';
 import { isDnsLabel } from '../../src/config/values.js';
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Leftovers, StateDirHeld, StateDirLock, stopProcesses } from '../../src/node/daemon-ownership.js';
+import { Leftovers, stopProcesses } from '../../src/node/daemon-ownership.js';
+import { StateDirHeld, StateDirLock } from '../../src/util/file-lock.js';
 import { tempDir } from './fakes.js';
 
 const alive = (pid: number): boolean => {

@@ -1,3 +1,4 @@
+import { EndpointSessions } from '../../src/state/endpoint-sessions.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -5,6 +6,7 @@ import type { ContainerSummary, DockerApi, NetworkSnapshot } from '../../src/doc
 import { EndpointBinder } from '../../src/docker/binder.js';
 import { ContainerCache } from '../../src/docker/container-cache.js';
 import { stoppingContainer } from '../../src/docker/stop-signals.js';
+import type { DockerEvent, DockerEventAction } from '../../src/docker/events.js';
 import { NetnsReadiness } from '../../src/host/netns-readiness.js';
 import { linkNames, type DockerId } from '../../src/host/host-spec.js';
 import { StateStore, type EndpointRecord, type NetworkRecord } from '../../src/state/store.js';
@@ -58,14 +60,15 @@ async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: 
   const recovered: boolean[] = [];
   const bound: EndpointRecord[] = [];
   const reconfigured: EndpointRecord[] = [];
-  const binder = new EndpointBinder(store, docker, new ContainerCache(() => docker.listContainers({})), readiness, log,
+  const sessions = new EndpointSessions();
+  const binder = new EndpointBinder(store, sessions, docker, new ContainerCache(() => docker.listContainers({})), readiness, log,
     { joinCheckMs: 200, snapshotPollMs: opts.pollMs ?? 5, unboundGiveUpMs: 5000 },
     {
       bound: (ep) => bound.push(ep),
       reconfigured: async (ep) => void reconfigured.push(ep),
-      ready: (ep, _net, wasRecovered) => {
+      ready: (ep, _net, session) => {
         ready.push(ep);
-        recovered.push(wasRecovered);
+        recovered.push(session.recovered);
       },
     });
   const addEp = async (i: number, sandboxKey?: string): Promise<EndpointRecord> => {
@@ -77,12 +80,18 @@ async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: 
   const join = async (i: number): Promise<void> => {
     const ep = store.endpoints.get(epId(i)) ?? (await addEp(i));
     await binder.checkAtJoin(ep, net);
+    sessions.join(ep.id);
     binder.joined((await store.patchEndpoint(ep.id, { sandboxKey: sandbox(i), joinedAt: new Date().toISOString() }))!);
   };
   const boundLines = (): { endpoint: string; hostname: string }[] =>
     lines.map((l) => JSON.parse(l) as { msg: string; endpoint: string; hostname: string }).filter((l) => l.msg === 'endpoint bound');
   const bugs = (): string[] => lines.filter((l) => l.includes('BUG'));
-  return { store, binder, addEp, join, ready, recovered, bound, reconfigured, lines, boundLines, bugs };
+  /** Docker's Leave as the app runs it: the session ends, the binder forgets. */
+  const leave = (i: number): void => {
+    sessions.leave(epId(i));
+    binder.forget(epId(i));
+  };
+  return { store, sessions, binder, addEp, join, leave, ready, recovered, bound, reconfigured, lines, boundLines, bugs };
 }
 
 async function until(what: string, f: () => boolean, ms = 2000): Promise<void> {
@@ -93,9 +102,9 @@ async function until(what: string, f: () => boolean, ms = 2000): Promise<void> {
   }
 }
 
-const createEvent = (c: ContainerSummary) =>
+const createEvent = (c: ContainerSummary): DockerEvent =>
   ({ Type: 'container', Action: 'create', Actor: { ID: c.id, Attributes: { ...c.labels, name: c.name, image: 'img' } } });
-const connectEvent = (containerId: string) =>
+const connectEvent = (containerId: string): DockerEvent =>
   ({ Type: 'network', Action: 'connect', Actor: { ID: NET, Attributes: { container: containerId, name: 'tsnet', type: 'tslink' } } });
 
 describe('endpoint binder', () => {
@@ -220,6 +229,9 @@ describe('endpoint binder', () => {
     await t.store.patchEndpoint(epId(1), { sandboxKey: sandbox(1), joinedAt: new Date(Date.now() - 60_000).toISOString() });
     await t.store.patchEndpoint(epId(2), { sandboxKey: sandbox(2), joinedAt: new Date(Date.now() + 1000).toISOString() });
     await t.binder.prime();
+    // Its Join's callback: from here on 2 is joined (in a session of its own, not a recovered one).
+    t.sessions.join(epId(2));
+    t.binder.joined(t.store.endpoints.get(epId(2))!);
     await until('both ready', () => t.ready.length === 2);
     const flags = Object.fromEntries(t.ready.map((ep, i) => [ep.config!.hostname, t.recovered[i]]));
     assert.deepEqual(flags, { old: true, new: false }, 'a new container on a known identity must run `up`: it is not a recovery');
@@ -231,6 +243,7 @@ describe('endpoint binder', () => {
     const d = fakeDocker({ list: [c1] });
     const t = await setup(d.api);
     await t.addEp(1, sandbox(1));
+    await t.store.patchEndpoint(epId(1), { joinedAt: new Date(Date.now() - 60_000).toISOString() }); // joined before a restart
     await t.binder.prime();
     await until('first ready', () => t.ready.length === 1);
     d.state.list = [{ ...c1, labels: { 'tslink.hostname': 'after' } }];
@@ -271,7 +284,7 @@ describe('endpoint binder', () => {
     await t.join(1);
     await until('ready', () => t.ready.length === 1);
     // Leave has begun (the record still has its sandbox until Leave returns) when a repair runs.
-    t.binder.forget(epId(1));
+    t.leave(1);
     await t.binder.prime();
     await t.binder.onEvent({ Type: 'container', Action: 'start', Actor: { ID: c1.id, Attributes: {} } });
     await sleep(40);
@@ -357,7 +370,7 @@ describe('endpoint binder', () => {
 });
 
 describe('stopping signals', () => {
-  const ev = (Action: string, signal?: string) => ({ Type: 'container', Action, Actor: { ID: cid(1), Attributes: signal ? { signal } : ({} as Record<string, string>) } });
+  const ev = (Action: DockerEventAction, signal?: string): DockerEvent => ({ Type: 'container', Action, Actor: { ID: cid(1), Attributes: signal ? { signal } : ({} as Record<string, string>) } });
   it('drains on stopping kills and on die, never on a reload signal', () => {
     assert.equal(stoppingContainer(ev('kill', '1')), undefined, 'HUP is a reload');
     assert.equal(stoppingContainer(ev('kill', '15')), cid(1));

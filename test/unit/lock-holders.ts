@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 const ACQUIRER = `
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-const { StateDirLock } = await import(${JSON.stringify(new URL('../../src/node/daemon-ownership.js', import.meta.url).href)});
+const { StateDirLock } = await import(${JSON.stringify(new URL('../../src/util/file-lock.js', import.meta.url).href)});
 const [file, count, desc, flag] = process.argv.slice(1);
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const locks = Array.from({ length: Number(count) }, () => new StateDirLock(file, '/proc', 'the race', desc));

@@ -207,15 +207,22 @@ describe('node manager', () => {
     await store.putNetwork(net);
     await store.putEndpoint(ep);
     // No usable tailscale: a start shows as a failed status, which is what this test watches for.
+    const { EndpointSessions } = await import('../../src/state/endpoint-sessions.js');
+    const sessions = new EndpointSessions();
+    const first = sessions.join(ep.id);
+    sessions.leave(ep.id);
     await nodes.leave(ep.id);
-    await nodes.ready(ep, net);
+    await nodes.ready(ep, net, first);
     assert.equal(nodes.statuses.get(ep.id), undefined, 'a start decided before the Leave does nothing');
-    nodes.joined(ep.id);
-    await nodes.ready(ep, net);
+    const second = sessions.join(ep.id);
+    await nodes.ready(ep, net, first);
+    assert.equal(nodes.statuses.get(ep.id), undefined, 'nor does a start of the ended session after a new Join');
+    await nodes.ready(ep, net, second);
     assert.equal(nodes.statuses.get(ep.id)?.state, 'failed', 'a new Join may start it');
     await store.patchEndpoint(ep.id, { joinedAt: undefined });
+    sessions.delete(ep.id);
     await nodes.forget(ep.id);
-    await nodes.ready(ep, net);
+    await nodes.ready(ep, net, second);
     assert.equal(nodes.statuses.get(ep.id), undefined, 'nor does a start after the record is gone');
   });
 });

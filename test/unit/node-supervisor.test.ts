@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { RunResult, Runner } from '../../src/util/exec.js';
 import { NodeSupervisor } from '../../src/node/supervisor.js';
-import { StateDirLock } from '../../src/node/daemon-ownership.js';
+import { StateDirLock } from '../../src/util/file-lock.js';
 import type { NodeSpec } from '../../src/node/node-config.js';
-import { TailscaleCli, upArgs } from '../../src/node/tailscale-cli.js';
+import { TailscaleCli, upArgs, type BackendState } from '../../src/node/tailscale-cli.js';
 import { DEFAULT_SUPERVISOR_OPTIONS } from '../../src/node/supervisor-options.js';
 import type { NodeStatus } from '../../src/node/status.js';
+import { Metrics } from '../../src/ops/metrics.js';
 import { captureLogger, tempDir } from './fakes.js';
 
 /** A tailscaled stand-in: serves its --socket until killed; `crashAfterMs` makes it exit. */
@@ -42,7 +43,7 @@ class FakeDaemon extends EventEmitter {
 }
 
 interface Script {
-  backend: string;
+  backend: BackendState;
   /** HaveNodeKey in status; by default a login for every state but NeedsLogin and NoState. */
   haveKey?: boolean;
   /** The tailnet gives no HTTPS certificates (no `https` in the node's CapMap). */
@@ -50,6 +51,10 @@ interface Script {
   up?: RunResult;
   crashAfterMs?: number;
 }
+
+/** Backend states without a login, and those the real CLI serves in (isRunningOrStarting). */
+const NO_LOGIN: readonly BackendState[] = ['NeedsLogin', 'NoState'];
+const SERVES: readonly BackendState[] = ['Running', 'Starting'];
 
 function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNamespace?: () => Promise<void> } = {}) {
   const dir = tempDir();
@@ -62,7 +67,7 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
     // A key comes through `sh -c SCRIPT tailscale --socket=... up ...` on stdin.
     const a = (bin === 'sh' ? args.slice(3) : args).slice(1); // drop the shell and --socket
     calls.push(a);
-    const haveKey = script.haveKey ?? !['NeedsLogin', 'NoState'].includes(script.backend);
+    const haveKey = script.haveKey ?? !NO_LOGIN.includes(script.backend);
     if (a[0] === 'status') return { code: 0, stdout: JSON.stringify({ BackendState: script.backend, HaveNodeKey: haveKey, Self: { TailscaleIPs: ['100.64.1.2'], CapMap: script.noHttps ? {} : { https: null } } }), stderr: '' };
     if (a[0] === 'up') {
       if (a.includes('--auth-key=file:/dev/stdin')) keys.push((opts?.input ?? '').trim());
@@ -75,7 +80,7 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
     }
     // The real CLI serves only on a node that is Running or Starting (isRunningOrStarting), and a
     // reset fails before the first netmap.
-    if (a[0] === 'serve' && !['Running', 'Starting'].includes(script.backend)) {
+    if (a[0] === 'serve' && !SERVES.includes(script.backend)) {
       refusedServe.push(a);
       return a[1] === 'reset'
         ? { code: 1, stdout: '', stderr: 'sending serve config: updating config: netMap is nil' }
@@ -202,9 +207,15 @@ describe('node supervisor', () => {
     const retrying = t.statuses.find((s) => s.state === 'retrying')!;
     assert.match(retrying.lastError ?? '', /tailscaled exited with code 1/);
     assert.ok(retrying.nextAttemptAt);
+    assert.equal(retrying.crashLoop, false, 'a restart is no crash loop');
     await t.until('failed', () => t.sup.status.state === 'failed');
     assert.match(t.sup.status.lastError ?? '', /crashed 3 times within 10 s/);
+    assert.equal(t.sup.status.crashLoop, true, 'the supervisor says it is a crash loop');
     assert.equal(t.daemons.length, 3);
+    // Metrics count the loop the supervisor reported, once.
+    const metrics = new Metrics({ watcher: () => ({}) as never, endpointStates: () => [] });
+    t.statuses.forEach((s, i) => metrics.nodeStatus(t.statuses[i - 1], s));
+    assert.match(await metrics.registry.getSingleMetricAsString('tslink_tailscaled_crash_loops_total'), /^tslink_tailscaled_crash_loops_total 1$/m);
     await t.sup.stop({ logout: false });
   });
 
@@ -258,7 +269,7 @@ describe('node supervisor', () => {
 
   it('resumes a recovered node from its state without `up` when its last `up` had the same settings', async () => {
     const lastUp = (tags: string[]): string => JSON.stringify(upArgs({ hostname: 'web', tags, timeoutSec: DEFAULT_SUPERVISOR_OPTIONS.upTimeoutSec }));
-    const run = async (opts: { resume: boolean; savedTags?: string[]; backend?: string }): Promise<string[][]> => {
+    const run = async (opts: { resume: boolean; savedTags?: string[]; backend?: BackendState }): Promise<string[][]> => {
       const t = setup({ backend: opts.backend ?? 'Running' });
       mkdirSync(t.paths.stateDir, { recursive: true });
       if (opts.savedTags) writeFileSync(join(t.paths.stateDir, 'tslink-up.json'), lastUp(opts.savedTags));

@@ -175,7 +175,7 @@ describe('plugin server', () => {
       joined: () => undefined,
       leaving: async () => undefined,
       deleted: async () => undefined,
-      operInfo: () => ({}),
+      operInfo: () => undefined,
     });
     const app = buildServer(driver, captureLogger().log);
     const post = async (url: string, body: unknown) => app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) });

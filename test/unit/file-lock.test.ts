@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StateDirHeld, StateDirLock } from '../../src/node/daemon-ownership.js';
+import { StateDirHeld, StateDirLock } from '../../src/util/file-lock.js';
 import { tempDir } from './fakes.js';
 import { holdLock, startAcquirers, stopAll } from './lock-holders.js';
 
