@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
-import { dockerodeApi } from './docker/api.js';
+import { dockerodeApi, type DockerApi } from './docker/api.js';
 import { EventsWatcher } from './docker/events.js';
 import { Driver } from './driver/driver.js';
 import { EndpointSessions } from './state/endpoint-sessions.js';
@@ -12,6 +12,8 @@ import { DELETE_REPLY_GAP_MS, miscountsConcurrentDeletes } from './docker/engine
 import { NetnsReadiness } from './host/netns-readiness.js';
 import { shortId } from './util/short-id.js';
 import { TaskTracker } from './util/tasks.js';
+import { Closers } from './util/closers.js';
+import { ReplySpacer } from './util/reply-spacer.js';
 import { join } from 'node:path';
 import { Metrics } from './ops/metrics.js';
 import { OPS_SOCKET, buildOpsServer } from './ops/server.js';
@@ -24,7 +26,7 @@ import { endpointHost, networkHost } from './host/host-spec.js';
 import { reconcileHost } from './host/reconciler.js';
 import type { Logger } from './util/log.js';
 import { NodeManager } from './node/manager.js';
-import { findTailscale } from './node/tailscale-binaries.js';
+import { findTailscale, type TailscaleBinaries } from './node/tailscale-binaries.js';
 import { DEFAULT_RESTART_POLICY } from './node/restart-policy.js';
 import { buildServer } from './driver/server.js';
 import { claimSocketPath, restrictSocket } from './driver/socket.js';
@@ -51,12 +53,42 @@ const CLOSE_DEADLINE_MS = 10_000;
 /** When the repair pass after start runs again (see binder.ts JOINED_BEFORE_START_MS). */
 const SETTLE_REPAIR_MS = 10_000;
 
-/** Wires the plugin together and starts serving; the order matters for a restart mid-traffic. */
+/** The binder's timings: Join's label check, the snapshot poll for unbound endpoints, when to give up on one. */
+const BINDER_TIMINGS = { joinCheckMs: 200, snapshotPollMs: 25, unboundGiveUpMs: 10_000 };
+/** How often a namespace is looked for after Join, and for how long. */
+const NETNS_POLL_MS = 20;
+const NETNS_GIVE_UP_MS = 120_000;
+
+/**
+ * Starts the plugin in phases, each closing what it opens: the state (data directory, records,
+ * host), Tailscale, the endpoint flow (Docker → binder → nodes), the repairs (events and timers),
+ * and the listeners. A closer is pushed as soon as its resource exists, so `close` runs in the
+ * reverse order of building, and a start that fails half-way closes what it had opened.
+ */
 export async function startApp(settings: Settings, log: Logger): Promise<App> {
+  const closers = new Closers(log);
+  try {
+    const state = await openState(settings, log, closers);
+    const bins = await findTailscaleFor(settings, log);
+    const flow = buildEndpointFlow(settings, log, state, bins, closers);
+    const repairs = startRepairs(settings, log, flow, closers);
+    const server = await listen(settings, log, flow, repairs, closers);
+    return { server, driver: flow.driver, store: state.store, watcher: repairs.events, nodes: flow.nodes, close: () => closers.close() };
+  } catch (e) {
+    await closers.close();
+    throw e;
+  }
+}
+
+type OpenState = { store: StateStore; host: IprouteHostNetwork; leftovers: Leftovers };
+
+/** The data directory (one tslink at a time), the leftovers of an earlier process, the records, the host repaired. */
+async function openState(settings: Settings, log: Logger, closers: Closers): Promise<OpenState> {
   // Everything tslink writes (state, keys, logs) is for root's eyes only.
   process.umask(0o077);
   // Named to a tslink refused the directory: only the managed plugin's manifest maps Docker's exec root.
   const owner = await ownDataDir(settings.dataDir, log, undefined, settings.hostDockerRun !== undefined ? 'managed plugin' : 'legacy install');
+  closers.push('data directory lock', () => owner.release());
   // Taken while no other tslink can start a daemon here: every leftover is in this one scan.
   const leftovers = await Leftovers.find(settings.dataDir);
   if (leftovers.count) log.warn({ count: leftovers.count }, 'found tailscaled left by an earlier plugin process: each is stopped before its node starts again');
@@ -65,38 +97,58 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
   for (const bad of await store.load({ network: (n) => void networkHost(n), endpoint: (e) => void endpointHost(e) })) log.error(bad, 'state file quarantined');
   // Join's ip batch finds a process started ahead (WarmRunner): ≈ 3 ms less per docker run.
   const ipAhead = new WarmRunner(runCommand, 'ip', ['-force', '-batch', '-']);
+  closers.push('ip batch process', () => ipAhead.close());
   const host = new IprouteHostNetwork(ipAhead.runner);
   // Repair the host before answering Docker, so the first call sees a consistent host.
   await reconcileHost(store, host, log);
+  return { store, host, leftovers };
+}
 
+async function findTailscaleFor(settings: Settings, log: Logger): Promise<TailscaleBinaries | Error> {
   const bins = await findTailscale(runCommand, settings.tsPath, childEnv()).catch((e: Error) => e);
   if (bins instanceof Error) log.error({ err: bins.message }, 'tailscale binaries unusable: nodes will fail until this is fixed');
   else if (bins.isTestDouble) {
     log.error({ tailscale: bins.tailscale, version: bins.version }, 'the tailscale found is tslink\'s TEST DOUBLE, not Tailscale: no node will reach a tailnet; set TS_PATH to a real Tailscale or install a published plugin image');
   } else log.info({ tailscale: bins.tailscale, version: bins.version }, 'tailscale found');
+  return bins;
+}
 
+interface EndpointFlow {
+  store: StateStore;
+  docker: DockerApi;
+  metrics: Metrics;
+  nodes: NodeManager;
+  tasks: TaskTracker;
+  binder: EndpointBinder;
+  driver: Driver;
+  deleteReplies: ReplySpacer;
+}
+
+/**
+ * The life of an endpoint, top to bottom: Docker's Join (driver) → its session → the binder
+ * (which container, which labels, does its namespace exist) → the node manager (tailscaled in
+ * that namespace).
+ */
+function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bins: TailscaleBinaries | Error, closers: Closers): EndpointFlow {
+  const { store } = state;
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
-  // Metrics read the watcher and the nodes when scraped; both exist before the first scrape.
-  let watcher: EventsWatcher | undefined;
-  const metrics = new Metrics({
-    watcher: () => watcher?.state() ?? { connected: false, lastEventAgeMs: null, processed: 0, dropped: 0, reconnects: 0, queued: 0 },
-    endpointStates: () => [...store.endpoints.values()].map((ep) => nodes.operInfo(ep).state),
-  });
+  const metrics = new Metrics();
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,
     pollMs: settings.statusPollMs,
     restart: { ...DEFAULT_RESTART_POLICY, cooldownMs: settings.crashCooldownMs },
-  }, (prev, next) => metrics.nodeStatus(prev, next, store.endpoints.get(next.endpoint)?.joinedAt), leftovers);
+  }, (prev, next) => metrics.nodeStatus(prev, next, store.endpoints.get(next.endpoint)?.joinedAt), state.leftovers);
+  closers.push('nodes (they keep their login and state)', () => nodes.shutdown());
   const tasks = new TaskTracker(log);
-
-  // The life of an endpoint, top to bottom: Docker's Join → binder (which container, which
-  // labels, does its namespace exist) → node manager (tailscaled in that namespace).
-  const cache = new ContainerCache(() => docker.listContainers({}));
-  const readiness = new NetnsReadiness({ pollMs: 20, giveUpMs: 120_000, onError: (e) => log.error({ err: e.message }, 'namespace check failed') });
+  closers.push('background work', async () => {
+    const left = await tasks.close(CLOSE_DEADLINE_MS);
+    if (left) log.warn({ tasks: left }, 'stopping with background work still running');
+  });
   const sessions = new EndpointSessions();
+  const cache = new ContainerCache(() => docker.listContainers({}));
+  const readiness = new NetnsReadiness({ pollMs: NETNS_POLL_MS, giveUpMs: NETNS_GIVE_UP_MS, onError: (e) => log.error({ err: e.message }, 'namespace check failed') });
   const binder = new EndpointBinder(store, sessions, docker, cache, readiness, log, {
-    joinCheckMs: 200, snapshotPollMs: 25, unboundGiveUpMs: 10_000, hostDockerRun: settings.hostDockerRun,
-    tailscaleVersion: bins instanceof Error ? undefined : bins.version,
+    ...BINDER_TIMINGS, hostDockerRun: settings.hostDockerRun, tailscaleVersion: bins instanceof Error ? undefined : bins.version,
   }, {
     bound: (ep) => {
       if (ep.configError) nodes.invalid(ep);
@@ -107,7 +159,9 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       tasks.run('node start', () => nodes.ready(ep, net, session, { jitterMs }), { endpoint: shortId(ep.id) });
     },
   });
-  const driver = new Driver(store, host, settings, log, {
+  closers.push('binder', () => binder.stop());
+  const deleteReplies = new ReplySpacer();
+  const driver = new Driver(store, state.host, settings, log, {
     // Without a usable Tailscale no container could get its node: say so at docker run.
     checkJoin: (ep, net) => (bins instanceof Error ? Promise.resolve(`tslink: this plugin cannot start Tailscale (${bins.message})`) : binder.checkAtJoin(ep, net)),
     joined: (ep) => {
@@ -125,78 +179,97 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
       await nodes.forget(ep.id);
     },
     operInfo: (ep) => nodes.operInfo(ep),
-  });
-  const onEvent = async (e: DockerEvent): Promise<void> => {
+  }, deleteReplies);
+  return { store, docker, metrics, nodes, tasks, binder, driver, deleteReplies };
+}
+
+/**
+ * Docker's event stream, and the listing that runs on each (re)connect, after start and every
+ * minute: it warms the label cache, removes endpoints whose containers are gone, and collects
+ * what no endpoint uses any more (runtime dirs, status files, ephemeral state).
+ */
+function startRepairs(settings: Settings, log: Logger, flow: EndpointFlow, closers: Closers): { events: EventsWatcher; repair: RepairPass } {
+  const { binder, nodes, metrics, tasks } = flow;
+  const repair = new RepairPass(flow, log);
+  const events = new EventsWatcher(flow.docker.openEvents, async (e: DockerEvent) => {
     const stopping = stoppingContainer(e);
     if (stopping) tasks.run('drain', () => nodes.stopping(stopping), { container: shortId(stopping) });
     await binder.onEvent(e);
-  };
-
-  // Each (re)connect lists containers, so the cache is warm and nothing missed stays missed;
-  // the same listing runs periodically, removes endpoints whose containers are gone, and
-  // collects what no endpoint uses any more (runtime dirs, status files, ephemeral state).
-  let recovered = false;
-  const repairOnce = async (): Promise<void> => {
-    try {
-      const orphans = await binder.prime();
-      for (const id of orphans) await driver.forgetEndpoint(id);
-      const removed = await nodes.collectGarbage();
-      if (removed.length) log.info({ removed }, 'removed node files no endpoint uses');
-      metrics.repairPass(true, orphans.length, removed.length);
-      recovered = true;
-    } catch (e) {
-      metrics.repairPass(false, 0, 0);
-      throw e;
-    }
-  };
-  // Each (re)connect may find another engine (dockerd upgraded and restarted meanwhile).
-  const checkEngine = async (): Promise<void> => {
-    const version = await docker.engineVersion!();
-    const gap = miscountsConcurrentDeletes(version) ? DELETE_REPLY_GAP_MS : 0;
-    if (gap !== driver.deleteReplies.gap) {
-      driver.deleteReplies.setGap(gap);
-      log.info({ engine: version, gapMs: gap }, gap ? 'this Docker miscounts endpoints deleted at once (fixed in 28.1): DeleteEndpoint replies are spaced' : 'DeleteEndpoint replies are not spaced');
-    }
-  };
-  const events = new EventsWatcher(docker.openEvents, onEvent, log, {
+  }, log, {
     minBackoffMs: settings.eventsMinBackoffMs,
     maxBackoffMs: settings.eventsMaxBackoffMs,
     queueSize: settings.eventsQueueSize,
   }, {
     connected: () => {
-      tasks.run('repair', repairOnce);
-      tasks.run('engine version', checkEngine);
+      tasks.run('repair', () => repair.run());
+      // Each (re)connect may find another engine (dockerd upgraded and restarted meanwhile).
+      tasks.run('engine version', () => checkEngine(flow, log));
     },
     disconnected: () => metrics.streamReconnecting(),
     dropped: () => metrics.eventDropped(),
     handled: (e, ok) => metrics.eventHandled(e, ok),
   });
-  watcher = events;
   events.start();
+  closers.push('docker events', () => events.stop());
+  const again = (): void => void (events.state().connected && tasks.run('repair', () => repair.run()));
   // A second pass soon after start: endpoints joined just before a restart are judged only once
   // their containers had time to list them (binder.ts JOINED_BEFORE_START_MS).
-  const settle = setTimeout(() => {
-    if (events.state().connected) tasks.run('repair', repairOnce);
-  }, SETTLE_REPAIR_MS);
-  settle.unref();
-  const repair = setInterval(() => {
-    if (events.state().connected) tasks.run('repair', repairOnce);
-  }, REPAIR_INTERVAL_MS);
-  repair.unref();
+  const settle = setTimeout(again, SETTLE_REPAIR_MS).unref();
+  const every = setInterval(again, REPAIR_INTERVAL_MS).unref();
+  closers.push('repair timers', () => {
+    clearTimeout(settle);
+    clearInterval(every);
+  });
+  return { events, repair };
+}
 
-  // Operations: always a unix socket in the data directory, TCP only when asked for (one
-  // listener each: a Fastify instance listens once).
+/** One repair pass; `done` once one has succeeded (readiness). */
+class RepairPass {
+  done = false;
+
+  constructor(
+    private readonly flow: EndpointFlow,
+    private readonly log: Logger,
+  ) {}
+
+  async run(): Promise<void> {
+    const { binder, driver, nodes, metrics } = this.flow;
+    try {
+      const orphans = await binder.prime();
+      for (const id of orphans) await driver.forgetEndpoint(id);
+      const removed = await nodes.collectGarbage();
+      if (removed.length) this.log.info({ removed }, 'removed node files no endpoint uses');
+      metrics.repairPass(true, orphans.length, removed.length);
+      this.done = true;
+    } catch (e) {
+      metrics.repairPass(false, 0, 0);
+      throw e;
+    }
+  }
+}
+
+async function checkEngine(flow: EndpointFlow, log: Logger): Promise<void> {
+  const version = await flow.docker.engineVersion!();
+  const gap = miscountsConcurrentDeletes(version) ? DELETE_REPLY_GAP_MS : 0;
+  if (gap === flow.deleteReplies.gap) return;
+  flow.deleteReplies.setGap(gap);
+  log.info({ engine: version, gapMs: gap }, gap ? 'this Docker miscounts endpoints deleted at once (fixed in 28.1): DeleteEndpoint replies are spaced' : 'DeleteEndpoint replies are not spaced');
+}
+
+/**
+ * Operations (always a unix socket in the data directory, TCP only when asked for, with its
+ * token), then the plugin socket last: Docker's first call finds everything ready.
+ */
+async function listen(settings: Settings, log: Logger, flow: EndpointFlow, repairs: { events: EventsWatcher; repair: RepairPass }, closers: Closers): Promise<FastifyInstance> {
+  const { store, nodes, metrics } = flow;
   const opsSources = {
     metrics,
     endpoints: () => [...store.endpoints.values()].map((ep) => endpointView(ep, nodes.operInfo(ep))),
-    watcher: () => events.state(),
-    recovered: () => recovered,
+    watcher: () => repairs.events.state(),
+    recovered: () => repairs.repair.done,
   };
-  const ops = [buildOpsServer(opsSources)];
   const opsSocket = join(settings.dataDir, OPS_SOCKET);
-  await claimSocketPath(opsSocket);
-  await ops[0]!.listen({ path: opsSocket });
-  await restrictSocket(opsSocket);
+  await serveOn(buildOpsServer(opsSources), { path: opsSocket }, 'operations socket', closers);
   if (settings.metricsListen) {
     const at = settings.metricsListen.lastIndexOf(':');
     // TCP reaches beyond root: every route but /healthz needs the token (its file, never its value, is logged).
@@ -204,34 +277,20 @@ export async function startApp(settings: Settings, log: Logger): Promise<App> {
     const where = tokenWhere(token.file, settings.hostDockerRun !== undefined);
     if (token.narrowed) log.warn({ tokenFile: token.file }, 'the operations token file was readable by others: its mode is now 0600');
     log.info({ tokenFile: token.file, created: token.created }, `the TCP operations listener needs "Authorization: Bearer <token>" on every route but /healthz; the token is in ${where}`);
-    const tcp = buildOpsServer(opsSources, { auth: { token: token.token, where } });
-    await tcp.listen({ host: settings.metricsListen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(settings.metricsListen.slice(at + 1)) });
-    ops.push(tcp);
+    await serveOn(buildOpsServer(opsSources, { auth: { token: token.token, where } }), {
+      host: settings.metricsListen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(settings.metricsListen.slice(at + 1)),
+    }, 'operations TCP listener', closers);
   }
-
-  const server = buildServer(driver, log, (url, status, seconds) => metrics.request(url, status, seconds));
-  await claimSocketPath(settings.socketPath);
-  await server.listen({ path: settings.socketPath });
-  await restrictSocket(settings.socketPath);
+  const server = buildServer(flow.driver, log, (url, status, seconds) => metrics.request(url, status, seconds));
+  await serveOn(server, { path: settings.socketPath }, 'plugin socket', closers);
   log.info({ socket: settings.socketPath, ops: opsSocket, metricsListen: settings.metricsListen, dataDir: settings.dataDir, networks: store.networks.size, endpoints: store.endpoints.size }, 'tslink serving');
-  return {
-    server,
-    driver,
-    store,
-    watcher: events,
-    nodes,
-    async close() {
-      clearInterval(repair);
-      clearTimeout(settle);
-      events.stop();
-      await Promise.all(ops.map((o) => o.close()));
-      binder.stop();
-      await server.close();
-      const left = await tasks.close(CLOSE_DEADLINE_MS);
-      if (left) log.warn({ tasks: left }, 'stopping with background work still running');
-      await nodes.shutdown();
-      ipAhead.close();
-      await owner.release();
-    },
-  };
+  return server;
+}
+
+/** A Fastify instance listening (a unix socket: claimed first, root's only after), closed by `closers`. */
+async function serveOn(app: FastifyInstance, where: { path: string } | { host: string; port: number }, what: string, closers: Closers): Promise<void> {
+  if ('path' in where) await claimSocketPath(where.path);
+  await app.listen(where);
+  closers.push(what, () => app.close());
+  if ('path' in where) await restrictSocket(where.path);
 }

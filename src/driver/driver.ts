@@ -67,6 +67,8 @@ export class Driver {
     private readonly settings: Settings,
     private readonly log: Logger,
     private readonly lifecycle: EndpointLifecycle = NO_LIFECYCLE,
+    /** Spaces DeleteEndpoint replies on engines that miscount concurrent deletes (engine-quirks.ts). */
+    readonly deleteReplies: ReplySpacer = new ReplySpacer(),
   ) {
     // One rules sync serves every network change that arrives while another is running, and a
     // new network's rule never waits for the (slow) removal of old ones: two lanes.
@@ -262,7 +264,6 @@ export class Driver {
   }
 
   /** Spaces DeleteEndpoint replies on engines that miscount endpoints deleted at once (engine-quirks.ts). */
-  readonly deleteReplies = new ReplySpacer();
 
   async deleteEndpoint(req: P.EndpointRequest): Promise<void> {
     await this.removeEndpoints([req.EndpointID]).catch(stateFailed);

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { DriverError, invalid, type ErrorCode } from './errors.js';
@@ -15,6 +16,9 @@ export const BODY_LIMIT = 256 * 1024;
 export const MAX_CONNECTIONS = 256;
 /** A whole request (headers and body) must arrive within this; a slow sender is cut off. */
 export const REQUEST_TIMEOUT_MS = 10_000;
+/** An idle connection Docker keeps open: closed after this long without a request, or this long idle between requests. */
+const CONNECTION_TIMEOUT_MS = 120_000;
+const KEEP_ALIVE_TIMEOUT_MS = 10_000;
 
 const ajv = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: false, strict: true, allowUnionTypes: true });
 
@@ -43,22 +47,46 @@ export function buildServer(driver: Driver, log: Logger, observe: (url: string, 
     bodyLimit: BODY_LIMIT,
     return503OnClosing: false,
     requestTimeout: REQUEST_TIMEOUT_MS,
-    connectionTimeout: 120_000,
-    keepAliveTimeout: 10_000,
-    // Malformed HTTP, oversized headers (431), a slow sender: answered in the protocol's own form.
-    clientErrorHandler: (err: Error & { code?: string }, socket) => {
-      if (!socket.writable) return socket.destroy();
-      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-      const [status, reason] = tooLarge ? [431, 'Request Header Fields Too Large'] : timeout ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-      const what = tooLarge ? 'the request headers are too large' : timeout ? `the request did not arrive within ${REQUEST_TIMEOUT_MS / 1000} s` : 'the request is not valid HTTP';
-      socket.end(rawAnswer(status, reason, `tslink: ${what}; Docker never sends that, so check what is calling the plugin socket`));
-    },
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
   });
   app.server.maxConnections = MAX_CONNECTIONS;
   app.server.headersTimeout = REQUEST_TIMEOUT_MS;
+  parseEveryBodyAsJson(app);
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('content-type', CONTENT_TYPE);
+    return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    log.debug({ call: req.url.slice(0, 100), status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) }, 'plugin call');
+    // The matched route, never the raw path: an unknown path adds no new metrics series.
+    observe(req.routeOptions.url ?? 'other', reply.statusCode, reply.elapsedTime / 1000);
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const { status, text, code } = errorAnswer(err, req.url, log);
+    if (status >= 400 && status < 500) log.warn({ call: req.url.slice(0, 100), status, code, err: scrubSecrets(text) }, 'request refused');
+    void reply.code(status).send({ Err: scrubSecrets(text), Code: code });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ Err: `tslink: ${req.method} ${req.url.slice(0, 100)} is not a call this network plugin answers`, Code: 'TSLINK_NOT_FOUND' });
+  });
+  addRoutes(app, driver);
+  return app;
+}
 
-  // Docker sends JSON under several content types (and sometimes none): parse every body as JSON.
+/** Malformed HTTP, oversized headers (431), a slow sender: answered in the protocol's own form. */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  const [status, reason] = tooLarge ? [431, 'Request Header Fields Too Large'] : timeout ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+  const what = tooLarge ? 'the request headers are too large' : timeout ? `the request did not arrive within ${REQUEST_TIMEOUT_MS / 1000} s` : 'the request is not valid HTTP';
+  socket.end(rawAnswer(status, reason, `tslink: ${what}; Docker never sends that, so check what is calling the plugin socket`));
+}
+
+/** Docker sends JSON under several content types (and sometimes none): every body is parsed as JSON. */
+function parseEveryBodyAsJson(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body);
@@ -69,47 +97,26 @@ export function buildServer(driver: Driver, log: Logger, observe: (url: string, 
       done(invalid(`tslink: the request body is not valid JSON (${(e as Error).message.slice(0, 200)})`), undefined);
     }
   });
+}
 
-  app.addHook('onSend', async (_req, reply, payload) => {
-    reply.header('content-type', CONTENT_TYPE);
-    return payload;
-  });
+/** The status, text and code of a failed call. */
+function errorAnswer(err: Error & { statusCode?: number; code?: string }, url: string, log: Logger): { status: number; text: string; code: ErrorCode } {
+  if (err instanceof DriverError) {
+    if (err.code === 'TSLINK_STATE_FAILED') log.error({ call: url, err: err.message }, 'state write failed');
+    return { status: err.statusCode, text: err.message, code: err.code };
+  }
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { status: 413, text: `tslink: the request body is larger than ${BODY_LIMIT} bytes; Docker never sends that much, so check what is calling the plugin socket`, code: 'TSLINK_REQUEST_INVALID' };
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return { status: err.statusCode, text: `tslink: bad request to ${url.slice(0, 100)}: ${err.message.slice(0, 500)}`, code: 'TSLINK_REQUEST_INVALID' };
+  }
+  log.error({ call: url, err: scrubSecrets(err.stack ?? err.message) }, 'handler failed');
+  return { status: 500, text: `tslink: internal error in ${url}: ${err.message.slice(0, 500)}; the plugin's log has details`, code: 'TSLINK_INTERNAL' };
+}
 
-  app.addHook('onResponse', async (req, reply) => {
-    log.debug({ call: req.url.slice(0, 100), status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)) }, 'plugin call');
-    // The matched route, never the raw path: an unknown path adds no new metrics series.
-    observe(req.routeOptions.url ?? 'other', reply.statusCode, reply.elapsedTime / 1000);
-  });
-
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    let status: number;
-    let text: string;
-    let code: ErrorCode = 'TSLINK_REQUEST_INVALID';
-    if (err instanceof DriverError) {
-      status = err.statusCode;
-      text = err.message;
-      code = err.code;
-      if (code === 'TSLINK_STATE_FAILED') log.error({ call: req.url, err: text }, 'state write failed');
-    } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      status = 413;
-      text = `tslink: the request body is larger than ${BODY_LIMIT} bytes; Docker never sends that much, so check what is calling the plugin socket`;
-    } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      status = err.statusCode;
-      text = `tslink: bad request to ${req.url.slice(0, 100)}: ${err.message.slice(0, 500)}`;
-    } else {
-      status = 500;
-      text = `tslink: internal error in ${req.url}: ${err.message.slice(0, 500)}; the plugin's log has details`;
-      code = 'TSLINK_INTERNAL';
-      log.error({ call: req.url, err: scrubSecrets(err.stack ?? err.message) }, 'handler failed');
-    }
-    if (status >= 400 && status < 500) log.warn({ call: req.url.slice(0, 100), status, code, err: scrubSecrets(text) }, 'request refused');
-    void reply.code(status).send({ Err: scrubSecrets(text), Code: code });
-  });
-
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ Err: `tslink: ${req.method} ${req.url.slice(0, 100)} is not a call this network plugin answers`, Code: 'TSLINK_NOT_FOUND' });
-  });
-
+/** Every call of the protocol, each body checked against its schema first. */
+function addRoutes(app: FastifyInstance, driver: Driver): void {
   const route = (name: string, schema: object, handler: Handler): void => {
     const validate: ValidateFunction = ajv.compile(schema);
     app.post(`/${name}`, async (req: FastifyRequest) => {
@@ -138,6 +145,4 @@ export function buildServer(driver: Driver, log: Logger, observe: (url: string, 
   // Published ports (-p) are not a tslink feature (tslink.serve.* is); nothing to program.
   route('NetworkDriver.ProgramExternalConnectivity', schemas.Endpoint, () => ({}));
   route('NetworkDriver.RevokeExternalConnectivity', schemas.Endpoint, () => ({}));
-
-  return app;
 }

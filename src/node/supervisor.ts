@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { isFreshIdentity, logIn } from './login.js';
@@ -6,38 +5,21 @@ import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { scrubSecrets } from '../util/log.js';
 import { RestartPolicy } from './restart-policy.js';
-import { DEFAULT_SUPERVISOR_OPTIONS, LOCK_RETRY_MS, type SupervisorOptions } from './supervisor-options.js';
+import { DEFAULT_SUPERVISOR_OPTIONS, LOCK_RETRY_MS, SOCKET_POLL_MS, type NodePaths, type SupervisorDeps, type SupervisorOptions } from './supervisor-options.js';
+
+export type { NodePaths, SupervisorDeps };
 import { RotatingLog } from './rotating-log.js';
-import { type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
-import { servePlan, type NodeSpec } from './node-config.js';
+import type { TailscaleStatus } from './tailscale-cli.js';
+import type { NodeSpec } from './node-config.js';
+import { applyServe, drainService, servingProblem } from './serving.js';
+import { StatusBook } from './status-book.js';
 import { WIREGUARD_PORT } from '../config/tailnet.js';
+import { waitUntil } from '../util/wait-until.js';
 import { socketIsLive } from '../util/socket-probe.js';
-import { type Leftovers, recordDaemon, stopProcesses } from './daemon-ownership.js';
+import { recordDaemon, stopProcesses } from './daemon-ownership.js';
 import { StateDirHeld, StateDirLock } from '../util/file-lock.js';
 import { shortId } from '../util/short-id.js';
 import type { NodeState, NodeStatus } from './status.js';
-
-export interface NodePaths {
-  stateDir: string;
-  runDir: string;
-  socket: string;
-  logFile: string;
-}
-
-export interface SupervisorDeps {
-  spawnDaemon(args: string[]): ChildProcess;
-  /** Readies the container's namespace before each daemon start (best effort). */
-  prepareNamespace?(): Promise<void>;
-  /** The daemons earlier plugin processes left, found once at start. */
-  leftovers?: Leftovers;
-  cli: TailscaleCli;
-  /** The key to log in with, read only when the state has no login. */
-  authKey(): string | undefined;
-  onStatus(s: NodeStatus): void;
-  log: Logger;
-  tailscaledVersion?: string;
-  options?: Partial<SupervisorOptions>;
-}
 
 /**
  * One endpoint's tailscaled: started in the container's network namespace, configured through
@@ -60,7 +42,7 @@ export class NodeSupervisor {
   private resume = false;
   private staleService?: string;
   private readonly log: Logger;
-  private readonly state: NodeStatus;
+  private readonly book: StatusBook;
   private readonly lock: StateDirLock;
 
   constructor(
@@ -73,19 +55,7 @@ export class NodeSupervisor {
     this.out = new RotatingLog(paths.logFile);
     this.lock = new StateDirLock(join(paths.stateDir, 'tslink.lock'));
     this.log = deps.log.child({ endpoint: shortId(spec.endpointId), container: shortId(spec.containerId), network: shortId(spec.networkId), hostname: spec.hostname });
-    this.state = {
-      endpoint: spec.endpointId,
-      network: spec.networkId,
-      container: spec.containerId,
-      containerName: spec.containerName,
-      state: 'starting',
-      since: new Date().toISOString(),
-      hostname: spec.hostname,
-      tailscaleIPs: [],
-      tailscaledVersion: deps.tailscaledVersion,
-      restarts: 0,
-      crashLoop: false,
-    };
+    this.book = new StatusBook(spec, deps.tailscaledVersion, deps.onStatus, this.log);
   }
 
   /** Begins supervision; `delayMs` spreads out mass starts; `forceReauth` logs in anew (another control server). */
@@ -98,7 +68,7 @@ export class NodeSupervisor {
 
   /** A copy of the node's status: only the supervisor changes it. */
   get status(): NodeStatus {
-    return { ...this.state };
+    return this.book.current;
   }
 
   /** A node that never ran (it waited for a hostname) is done: it only reports that. */
@@ -120,13 +90,7 @@ export class NodeSupervisor {
   }
 
   private set(state: NodeState, extra: Partial<NodeStatus> = {}): void {
-    const changed = this.state.state !== state;
-    Object.assign(this.state, { heldBy: undefined, nextAttemptAt: undefined, crashLoop: false }, extra, { state });
-    if (changed) this.state.since = new Date().toISOString();
-    if (extra.lastError) this.state.lastError = scrubSecrets(extra.lastError);
-    this.deps.onStatus({ ...this.state });
-    const level = state === 'failed' || state === 'logged-out' ? 'error' : state === 'retrying' ? 'warn' : 'info';
-    if (changed) this.log[level]({ state, err: this.state.lastError }, 'node state');
+    this.book.set(state, extra);
   }
 
   private schedule(ms: number, fn: () => Promise<void>): void {
@@ -166,6 +130,19 @@ export class NodeSupervisor {
     if (this.stopping) return this.lock.release();
     const fresh = await isFreshIdentity(this.paths.stateDir);
     if (this.stopping) return this.lock.release();
+    const child = this.spawn();
+    this.log.debug({ pid: child.pid }, 'tailscaled spawned');
+    // The proof a later tslink needs before it may stop this daemon as a leftover.
+    if (child.pid) await recordDaemon(this.paths.stateDir, child.pid).catch((e: Error) => this.log.warn({ err: e.message }, 'could not record the daemon\'s pid'));
+    if (!(await this.waitForSocket(child))) {
+      if (this.child === child && !this.stopping) child.kill('SIGKILL');
+      return;
+    }
+    await this.configure(child, fresh);
+  }
+
+  /** tailscaled on the node's state, its output drained always (a daemon blocked on a full pipe stops working). */
+  private spawn(): ChildProcess {
     const child = this.deps.spawnDaemon([
       `--statedir=${this.paths.stateDir}`,
       `--socket=${this.paths.socket}`,
@@ -174,7 +151,6 @@ export class NodeSupervisor {
     ]);
     this.child = child;
     this.startedAt = Date.now();
-    // Drain both pipes always: a tailscaled blocked on a full pipe stops working.
     const sink = (b: Buffer): void => {
       this.out.write(b);
       this.tail = (this.tail + b.toString('utf8')).slice(-4096);
@@ -191,24 +167,14 @@ export class NodeSupervisor {
         this.tail += `\n${e.message}`;
       });
     });
-    this.log.debug({ pid: child.pid }, 'tailscaled spawned');
-    // The proof a later tslink needs before it may stop this daemon as a leftover.
-    if (child.pid) await recordDaemon(this.paths.stateDir, child.pid).catch((e: Error) => this.log.warn({ err: e.message }, 'could not record the daemon\'s pid'));
-    if (!(await this.waitForSocket(child))) {
-      if (this.child === child && !this.stopping) child.kill('SIGKILL');
-      return;
-    }
-    await this.configure(child, fresh);
+    return child;
   }
 
   private async waitForSocket(child: ChildProcess): Promise<boolean> {
-    const deadline = Date.now() + this.opts.socketWaitMs;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null || child.signalCode !== null || this.stopping) return false;
-      if (await socketIsLive(this.paths.socket)) return true;
-      await sleep(10);
-    }
-    this.tail += `\ntailscaled did not open its socket within ${this.opts.socketWaitMs} ms`;
+    const gone = (): boolean => child.exitCode !== null || child.signalCode !== null || this.stopping;
+    const live = await waitUntil(async () => gone() || (await socketIsLive(this.paths.socket)), { timeoutMs: this.opts.socketWaitMs, everyMs: SOCKET_POLL_MS });
+    if (live && !gone()) return true;
+    if (!live) this.tail += `\ntailscaled did not open its socket within ${this.opts.socketWaitMs} ms`;
     return false;
   }
 
@@ -224,7 +190,7 @@ export class NodeSupervisor {
       }
       this.log.debug({ backend: o.status.BackendState }, o.kind === 'up' ? 'tailscale up done' : 'node resumed from its state: settings unchanged, no tailscale up');
       this.forceReauth = false; // logged in (to the new server): later restarts need no new login
-      this.noteStatus(o.status);
+      this.book.note(o.status);
       await this.finishStart(o.status);
     } catch (e) {
       if (this.stopping || this.child !== child) return;
@@ -236,29 +202,16 @@ export class NodeSupervisor {
 
   private async finishStart(status: TailscaleStatus): Promise<void> {
     if (this.spec.serve.length || this.spec.service || this.staleService) {
-      const noCerts = hasHttpsCapability(status) ? undefined : needsCertificates(this.spec);
-      if (noCerts) {
-        // Real `serve --https` on such a tailnet exits 0 having served nothing, or blocks.
-        this.set('failed', { lastError: `tslink: ${noCerts}: this tailnet gives its nodes no HTTPS certificates (enable HTTPS in the Tailscale admin console; headscale has none); serve http or tcp instead` });
-        return;
-      }
+      const problem = servingProblem(this.spec, status);
+      if (problem) return this.set('failed', { lastError: problem });
       this.set('serving-pending');
-      await this.applyServe();
+      await applyServe(this.deps.cli, this.spec, this.staleService);
+      this.staleService = undefined;
     }
     this.set('running', { lastError: undefined });
     // A crash restart of this very node may resume from its state too.
     this.resume = true;
     this.pollLater();
-  }
-
-  private async applyServe(): Promise<void> {
-    for (const step of servePlan(this.spec, this.staleService)) await this.deps.cli.must(step.what, step.args);
-    this.staleService = undefined;
-  }
-
-  private noteStatus(st: TailscaleStatus): void {
-    this.state.tailscaleIPs = st.Self?.TailscaleIPs ?? st.TailscaleIPs ?? [];
-    if (st.Version) this.state.tailscaledVersion = st.Version;
   }
 
   private pollLater(): void {
@@ -272,10 +225,10 @@ export class NodeSupervisor {
     if (this.stopping || !this.child) return;
     try {
       const st = await this.deps.cli.status();
-      this.noteStatus(st);
+      this.book.note(st);
       if (st.BackendState === 'NeedsLogin') this.set('logged-out', { lastError: 'the control server logged this node out (key expired or node removed); restart the container to log in again' });
-      else if (st.BackendState === 'Running' && this.state.state !== 'running') this.set('running', { lastError: undefined });
-      else this.deps.onStatus({ ...this.state });
+      else if (st.BackendState === 'Running' && this.book.current.state !== 'running') this.set('running', { lastError: undefined });
+      else this.book.tell();
     } catch (e) {
       this.log.debug({ err: (e as Error).message }, 'status poll failed');
     }
@@ -288,7 +241,7 @@ export class NodeSupervisor {
     const how = signal ? `signal ${signal}` : `code ${code}`;
     const lastOutput = scrubSecrets(this.tail.trim().split('\n').slice(-5).join(' | '));
     const d = this.policy.onExit(this.startedAt, Date.now());
-    this.state.restarts++;
+    this.book.restarted();
     const next = new Date(Date.now() + d.delayMs).toISOString();
     if (d.kind === 'crash-loop') {
       this.set('failed', { lastError: `tailscaled crashed ${d.crashes} times within ${this.opts.restart.loopWindowMs / 1000} s (last exit ${how}): ${lastOutput}; next try after a cooldown`, nextAttemptAt: next, crashLoop: true });
@@ -302,13 +255,7 @@ export class NodeSupervisor {
   async drain(): Promise<void> {
     if (!this.spec.service || !this.child || this.drained) return;
     this.drained = true;
-    const r = await this.deps.cli.call(['serve', 'drain', this.spec.service], 10_000);
-    if (r.code !== 0) {
-      this.log.warn({ err: scrubSecrets(r.stderr || r.stdout) }, 'service drain failed');
-      return;
-    }
-    this.log.info({ service: this.spec.service }, 'service backend drained');
-    await sleep(this.opts.drainWaitMs);
+    await drainService(this.deps.cli, this.spec.service, this.opts.drainWaitMs, this.log);
   }
 
   /** Drains, logs out when asked, stops tailscaled (TERM, then KILL after a bound), cleans up. */
@@ -335,16 +282,4 @@ export class NodeSupervisor {
     await this.out.close();
     this.set('stopped');
   }
-}
-
-
-/** The serve rules that need the tailnet's HTTPS certificates, named as labels, or undefined. */
-function needsCertificates(spec: NodeSpec): string | undefined {
-  const rules = spec.serve.filter((r) => r.proto === 'https' || r.proto === 'tls-terminated-tcp');
-  return rules.length ? rules.map((r) => `tslink.serve.${r.port}=${r.proto}`).join(', ') : undefined;
-}
-
-/** tailcfg.CapabilityHTTPS on the node itself: the tailnet issues it certificates. */
-function hasHttpsCapability(st: TailscaleStatus): boolean {
-  return (st.Self?.Capabilities ?? []).includes('https') || Object.prototype.hasOwnProperty.call(st.Self?.CapMap ?? {}, 'https');
 }

@@ -2,11 +2,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { DockerEvent, WatcherState } from '../docker/events.js';
 import type { NodeState, NodeStatus } from '../node/status.js';
 
-/** What the endpoint gauges are read from, at scrape time. */
-export interface MetricSources {
-  watcher(): WatcherState;
+/** What the gauges show, read at scrape time by whoever serves the scrape. */
+export interface MetricSnapshot {
+  watcher: WatcherState;
   /** Every endpoint's current state. */
-  endpointStates(): NodeState[];
+  endpointStates: readonly NodeState[];
 }
 
 /**
@@ -38,34 +38,32 @@ export class Metrics {
   private readonly repairFixes = new Counter({ name: 'tslink_repair_fixes_total', help: 'endpoints removed by repair passes because their container is gone', registers: [this.registry] });
   private readonly gcRemoved = new Counter({ name: 'tslink_gc_removed_total', help: 'files and directories no endpoint used any more, removed by garbage collection', registers: [this.registry] });
 
-  constructor(sources: MetricSources) {
+  private readonly queueDepth = new Gauge({ name: 'tslink_docker_event_queue_depth', help: 'Docker events waiting to be handled', registers: [this.registry] });
+  private readonly streamConnected = new Gauge({ name: 'tslink_docker_event_stream_connected', help: '1 while the Docker event stream is open', registers: [this.registry] });
+  private readonly lastEventAge = new Gauge({ name: 'tslink_docker_last_event_age_seconds', help: 'seconds since the last Docker event arrived (-1: none yet)', registers: [this.registry] });
+  private readonly endpoints = new Gauge({ name: 'tslink_endpoints', help: 'endpoints by the state of their node', labelNames: ['state'], registers: [this.registry] });
+
+  /**
+   * Counters only: what they count is told to them. What gauges show is given at each scrape
+   * (`text`), so the metrics need none of the parts they describe and are built before them.
+   */
+  constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tslink_' });
     // prom-client names three gauges with a counter's _total suffix; promtool (and Prometheus'
     // naming rules) refuse that, and they say little about a plugin: left out.
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`tslink_nodejs_${name}`);
-    new Gauge({ name: 'tslink_docker_event_queue_depth', help: 'Docker events waiting to be handled', registers: [this.registry], collect() { this.set(sources.watcher().queued); } });
-    new Gauge({ name: 'tslink_docker_event_stream_connected', help: '1 while the Docker event stream is open', registers: [this.registry], collect() { this.set(sources.watcher().connected ? 1 : 0); } });
-    new Gauge({
-      name: 'tslink_docker_last_event_age_seconds',
-      help: 'seconds since the last Docker event arrived (-1: none yet)',
-      registers: [this.registry],
-      collect() {
-        const age = sources.watcher().lastEventAgeMs;
-        this.set(age === null ? -1 : age / 1000);
-      },
-    });
-    new Gauge({
-      name: 'tslink_endpoints',
-      help: 'endpoints by the state of their node',
-      labelNames: ['state'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        const counts = new Map<string, number>();
-        for (const s of sources.endpointStates()) counts.set(s, (counts.get(s) ?? 0) + 1);
-        for (const [state, n] of counts) this.set({ state }, n);
-      },
-    });
+  }
+
+  /** The exposition text, with the gauges set from what is true now. */
+  async text(now: MetricSnapshot): Promise<string> {
+    this.queueDepth.set(now.watcher.queued);
+    this.streamConnected.set(now.watcher.connected ? 1 : 0);
+    this.lastEventAge.set(now.watcher.lastEventAgeMs === null ? -1 : now.watcher.lastEventAgeMs / 1000);
+    this.endpoints.reset();
+    const counts = new Map<string, number>();
+    for (const state of now.endpointStates) counts.set(state, (counts.get(state) ?? 0) + 1);
+    for (const [state, n] of counts) this.endpoints.set({ state }, n);
+    return this.registry.metrics();
   }
 
   eventHandled(e: DockerEvent, ok: boolean): void {

@@ -82,7 +82,7 @@ export function buildOpsServer(src: OpsSources, opts: { auth?: OpsAuth } = {}): 
   });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', src.metrics.registry.contentType);
-    return src.metrics.registry.metrics();
+    return src.metrics.text({ watcher: src.watcher(), endpointStates: src.endpoints().map((e) => e.state) });
   });
   return app;
 }

@@ -28,7 +28,7 @@ const status = (over: Partial<NodeStatus>): NodeStatus => ({
 
 describe('node status', () => {
   it('metrics count a crash loop from the supervisor\'s field, whatever the error text says', async () => {
-    const m = new Metrics({ watcher, endpointStates: () => [] });
+    const m = new Metrics();
     const starting = status({});
     // The old words without the field: no crash loop.
     m.nodeStatus(starting, status({ state: 'failed', restarts: 3, lastError: 'tailscaled crashed 5 times within 30 s (last exit code 1): x; next try after a cooldown' }));
@@ -87,7 +87,7 @@ describe('node status', () => {
     const view = endpointView(ep, report);
     const { tailscaledVersion: _, ...withoutVersion } = report;
     assert.deepEqual(wire(view), wire(withoutVersion));
-    const ops = buildOpsServer({ metrics: new Metrics({ watcher, endpointStates: () => [] }), endpoints: () => [endpointView(ep, nodes.operInfo(ep))], watcher, recovered: () => true });
+    const ops = buildOpsServer({ metrics: new Metrics(), endpoints: () => [endpointView(ep, nodes.operInfo(ep))], watcher, recovered: () => true });
     const r = await ops.inject({ method: 'GET', url: '/v1/endpoints' });
     assert.deepEqual(JSON.parse(r.body), { endpoints: [wire(view)] });
     await ops.close();

@@ -12,7 +12,7 @@ const TOKEN = 'a'.repeat(24) + '0123456789abcdef0123456789abcdef';
 const WHERE = '/var/lib/tslink-test/ops-token';
 const watcher = { connected: true, lastEventAgeMs: 10, processed: 1, dropped: 0, reconnects: 0, queued: 0 };
 const src: OpsSources = {
-  metrics: new Metrics({ watcher: () => watcher, endpointStates: () => [] }),
+  metrics: new Metrics(),
   endpoints: () => [],
   watcher: () => watcher,
   recovered: () => true,

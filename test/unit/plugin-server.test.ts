@@ -38,7 +38,7 @@ async function setup(env: { authKey?: string } = { authKey: KEY }) {
 describe('plugin server', () => {
   it('counts unknown calls as one series, whatever their names (issue 22)', async () => {
     const { Metrics } = await import('../../src/ops/metrics.js');
-    const metrics = new Metrics({ watcher: () => ({}) as never, endpointStates: () => [] });
+    const metrics = new Metrics();
     const dataDir = tempDir();
     const store = new StateStore(dataDir);
     await store.load();
