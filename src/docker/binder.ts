@@ -4,10 +4,11 @@ import type { DockerEvent } from './events.js';
 import { ContainerLabels, type ParsedLabels } from './container-labels.js';
 import { NetworkNames } from './network-names.js';
 import { JoinCheck } from './join-check.js';
+import type { BindVia, BinderCallbacks, BinderOptions } from './binder-contract.js';
 import { localSandboxPath } from '../host/netns.js';
 import type { NetnsReadiness } from '../host/netns-readiness.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
-import type { EndpointSession, EndpointSessions } from '../state/endpoint-sessions.js';
+import type { EndpointSessions } from '../state/endpoint-sessions.js';
 import type { Logger } from '../util/log.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { Poller } from '../util/poller.js';
@@ -16,30 +17,6 @@ import { shortId } from '../util/short-id.js';
 /** An endpoint joined this long before the plugin started is surely listed by now if its container lives. */
 const JOINED_BEFORE_START_MS = 5_000;
 
-/** Who named the endpoint's container: always Docker (a listing, a network snapshot, an event). */
-export type BindVia = 'snapshot' | 'event' | 'listing';
-
-export interface BinderOptions {
-  /** How long Join may spend checking the labels of the container it is probably for (a snapshot read, ms). */
-  joinCheckMs: number;
-  /** How often the network snapshot is read for endpoints Docker has not tied to a container yet. */
-  snapshotPollMs: number;
-  /** How long an endpoint waits for Docker to name its container before the repair loop takes over. */
-  unboundGiveUpMs: number;
-  /** Where Docker's exec root is mounted in a managed plugin (sandbox paths are mapped there). */
-  hostDockerRun?: string;
-  /** The version of the `tailscale` found at start: labels asking for more are refused. */
-  tailscaleVersion?: string;
-}
-
-export interface BinderCallbacks {
-  /** The endpoint is tied to its container and its labels are parsed (`configError` when invalid). */
-  bound(ep: EndpointRecord): void;
-  /** The endpoint's configuration changed after it was bound (a repair found other labels): stop its node; `ready` follows. */
-  reconfigured(ep: EndpointRecord): Promise<void>;
-  /** Bound to valid configuration and its namespace exists: the node may start. */
-  ready(ep: EndpointRecord, net: NetworkRecord, session: EndpointSession): void;
-}
 
 /**
  * Ties each endpoint to its container, and so to the container's labels, without ever asking

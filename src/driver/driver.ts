@@ -1,10 +1,8 @@
-import { parseNetworkOptions } from '../config/network-options.js';
 import type { Settings } from '../config/settings.js';
-import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, parseNetworkId, type EndpointHost, type NetworkHost } from '../host/host-spec.js';
-import { contains, parseCidr, parseIpv4, parseNetwork, subnetHalves } from '../host/ipv4.js';
+import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, type EndpointHost, type NetworkHost } from '../host/host-spec.js';
+import { contains, parseCidr, subnetHalves } from '../host/ipv4.js';
 import type { HostNetwork } from '../host/network.js';
 import { StateWriteError, type EndpointRecord, type NetworkRecord, type StateStore } from '../state/store.js';
-import type { EndpointReport } from '../node/status.js';
 import { ReplySpacer } from '../util/reply-spacer.js';
 import { coalesce } from '../util/coalesce.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
@@ -12,29 +10,8 @@ import type { Logger } from '../util/log.js';
 import { shortId } from '../util/short-id.js';
 import { conflict, internal, invalid, notFound } from './errors.js';
 import type * as P from './protocol.js';
-
-/** What the rest of tslink does at each step of an endpoint's life; given at construction. */
-export interface EndpointLifecycle {
-  /** Before a Join answers: the container's configuration error, if one can be known in time. Bounded. */
-  checkJoin(ep: EndpointRecord, net: NetworkRecord): Promise<string | undefined>;
-  /** After a Join has answered; the node layer starts from here. Must not block. */
-  joined(ep: EndpointRecord, net: NetworkRecord): void;
-  /** Before an endpoint's host side is removed; awaited (drain, logout). */
-  leaving(ep: EndpointRecord): Promise<void>;
-  /** After an endpoint's record is gone. */
-  deleted(ep: EndpointRecord): Promise<void>;
-  /** The node's part of EndpointOperInfo; undefined without a node layer (the driver alone). */
-  operInfo(ep: EndpointRecord): EndpointReport | undefined;
-}
-
-/** A lifecycle that does nothing: the driver alone (tests, tools). */
-export const NO_LIFECYCLE: EndpointLifecycle = {
-  checkJoin: async () => undefined,
-  joined: () => undefined,
-  leaving: async () => undefined,
-  deleted: async () => undefined,
-  operInfo: () => undefined,
-};
+import { NO_LIFECYCLE, type EndpointLifecycle } from './lifecycle.js';
+import { networkRecord } from './network-request.js';
 
 /**
  * A record the disk refused (StateWriteError) as a protocol error, so the server knows no
@@ -93,7 +70,7 @@ export class Driver {
   }
 
   async createNetwork(req: P.CreateNetworkRequest): Promise<void> {
-    const rec = this.parseNetwork(req);
+    const rec = networkRecord(req, this.settings);
     await this.locks.run(`net:${rec.id}`, async () => {
       const existing = this.store.networks.get(rec.id);
       if (existing) {
@@ -116,45 +93,6 @@ export class Driver {
       }
     }).catch(stateFailed);
     this.log.info({ network: shortId(rec.id), subnet: rec.subnet, mtu: rec.mtu, tags: rec.config.tags, ephemeral: rec.config.ephemeral }, 'network created');
-  }
-
-  /** Everything CreateNetwork carries, checked before anything is stored or run. */
-  private parseNetwork(req: P.CreateNetworkRequest): NetworkRecord {
-    const opts = req.Options ?? {};
-    const parsed = parseNetworkOptions(opts['com.docker.network.generic'] ?? {}, {
-      envAuthKeyPresent: this.settings.authKey !== undefined,
-      // Only the managed plugin's manifest maps Docker's exec root elsewhere.
-      managed: this.settings.hostDockerRun !== undefined,
-    });
-    if (!parsed.ok) throw invalid(parsed.message, 'TSLINK_OPTION_INVALID');
-    if (opts['com.docker.network.internal'] === true || opts['com.docker.network.internal'] === 'true') {
-      throw invalid(
-        'tslink: a tslink network cannot be --internal: each container needs outside access to reach its Tailscale control server; create the network without --internal',
-        'TSLINK_NETWORK_UNSUPPORTED',
-      );
-    }
-    const v6 = opts['com.docker.network.enable_ipv6'];
-    if (v6 === true || v6 === 'true' || (req.IPv6Data?.length ?? 0) > 0) {
-      throw invalid('tslink: IPv6 on the Docker side of a tslink network is not supported yet; create the network without --ipv6 (containers still get their Tailscale IPv6 address)', 'TSLINK_NETWORK_UNSUPPORTED');
-    }
-    const v4 = req.IPv4Data ?? [];
-    if (v4.length !== 1) {
-      throw invalid(`tslink: a tslink network needs exactly one IPv4 subnet, got ${v4.length}; give one --subnet (or none, and let Docker choose)`, 'TSLINK_NETWORK_UNSUPPORTED');
-    }
-    const pool = v4[0]!;
-    const subnet = parseNetwork(pool.Pool, 1, 30);
-    if (!subnet) {
-      throw invalid(`tslink: subnet ${JSON.stringify(pool.Pool.slice(0, 40))} is not an IPv4 network from /1 to /30; give a --subnet such as 10.77.0.0/24 (the gateway and each container need an address)`, 'TSLINK_NETWORK_UNSUPPORTED');
-    }
-    const gwText = pool.Gateway ?? '';
-    const gateway = parseIpv4(gwText.split('/')[0] ?? '');
-    if (!gwText) throw invalid('tslink: the network has no IPv4 gateway address; give --gateway or let Docker choose one', 'TSLINK_NETWORK_UNSUPPORTED');
-    if (!gateway || !contains(subnet, gateway) || (gwText.includes('/') && !parseCidr(gwText))) {
-      throw invalid(`tslink: gateway ${JSON.stringify(gwText.slice(0, 40))} is not an IPv4 address in ${subnet}; give a --gateway inside the subnet`, 'TSLINK_NETWORK_UNSUPPORTED');
-    }
-    const id = parseNetworkId(req.NetworkID);
-    if (!id) throw invalid('tslink: the NetworkID is not a Docker or Swarm ID');
-    return { id, createdAt: new Date().toISOString(), subnet, gateway, mtu: parsed.config.mtu, config: parsed.config };
   }
 
   async deleteNetwork(req: P.NetworkRequest): Promise<void> {
