@@ -145,9 +145,8 @@ export class EndpointBinder {
     this.forget(endpointId);
   }
 
-  stop(): void {
-    this.snapshots.stop();
-    this.readiness.stop();
+  async stop(): Promise<void> {
+    await Promise.all([this.snapshots.stop(), this.readiness.stop()]);
   }
 
   private async pollSnapshots(): Promise<boolean> {

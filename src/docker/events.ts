@@ -67,7 +67,10 @@ export function sinceCursor(timeNano: number | bigint | undefined, time: number 
  */
 export class EventsWatcher {
   private readonly queue: DockerEvent[] = [];
-  private draining = false;
+  /** The queue's handler while it runs (one at a time, in order). */
+  private draining?: Promise<void>;
+  /** The stream loop, from start to stop. */
+  private running?: Promise<void>;
   private stopped = false;
   private abort?: AbortController;
   private cursor?: string;
@@ -87,13 +90,16 @@ export class EventsWatcher {
 
   start(since?: string): void {
     this.cursor = since;
-    void this.loop();
+    this.running = this.loop().catch((e: Error) => this.log.error({ err: e.message }, 'docker event loop failed'));
   }
 
-  stop(): void {
+  /** Closes the stream; resolves once the loop has ended and every queued event was handled. */
+  async stop(): Promise<void> {
     this.stopped = true;
     this.abort?.abort();
     this.wake?.();
+    await this.running;
+    await this.draining;
   }
 
   state(): WatcherState {
@@ -172,34 +178,28 @@ export class EventsWatcher {
       this.queue.push(ev);
     }
     this.lastEventAt = Date.now();
-    void this.drain();
+    this.draining ??= this.drain().finally(() => (this.draining = undefined));
   }
 
   private async drain(): Promise<void> {
-    if (this.draining) return;
-    this.draining = true;
-    try {
-      let ev: DockerEvent | undefined;
-      while ((ev = this.queue.shift())) {
-        try {
-          await this.handle(ev);
-          this.on.handled?.(ev, true);
-        } catch (e) {
-          this.log.error({ event: `${ev.Type} ${ev.Action}`, id: shortId(ev.Actor.ID), err: (e as Error).message }, 'event handler failed');
-          this.on.handled?.(ev, false);
-        }
-        // Resume from what was handled: on reconnect Docker replays from here (inclusive), and
-        // handlers are idempotent, so a replay costs a little work and never loses an event.
-        this.cursor = sinceCursor(ev.timeNano, ev.time) ?? this.cursor;
-        this.counts.processed++;
+    let ev: DockerEvent | undefined;
+    while ((ev = this.queue.shift())) {
+      try {
+        await this.handle(ev);
+        this.on.handled?.(ev, true);
+      } catch (e) {
+        this.log.error({ event: `${ev.Type} ${ev.Action}`, id: shortId(ev.Actor.ID), err: (e as Error).message }, 'event handler failed');
+        this.on.handled?.(ev, false);
       }
-    } finally {
-      this.draining = false;
+      // Resume from what was handled: on reconnect Docker replays from here (inclusive), and
+      // handlers are idempotent, so a replay costs a little work and never loses an event.
+      this.cursor = sinceCursor(ev.timeNano, ev.time) ?? this.cursor;
+      this.counts.processed++;
     }
   }
 
   /** Resolves once every queued event has been handled (tests, orderly shutdown). */
   async idle(): Promise<void> {
-    while (this.draining || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+    while (this.draining) await this.draining;
   }
 }

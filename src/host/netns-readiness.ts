@@ -42,8 +42,8 @@ export class NetnsReadiness {
     this.watches.delete(id);
   }
 
-  stop(): void {
-    this.poller.stop();
+  async stop(): Promise<void> {
+    await this.poller.stop();
     this.watches.clear();
   }
 

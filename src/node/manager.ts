@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { within } from '../util/timeout.js';
 import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
 import { blockTailnetOutsideTailscale } from '../host/container-routes.js';
@@ -23,6 +24,8 @@ import { TailscaleCli } from './tailscale-cli.js';
 import type { TailscaleBinaries } from './tailscale-binaries.js';
 
 const MARKER = 'tslink-node.json';
+/** How long a shutdown waits for node starts under way to notice it. */
+const SHUTDOWN_SETTLE_MS = 5_000;
 
 interface Marker {
   ephemeral: boolean;
@@ -86,12 +89,17 @@ export class NodeManager {
     const text = JSON.stringify({ ...s, since: undefined });
     if (this.written.get(s.endpoint) === text) return;
     this.written.set(s.endpoint, text);
-    void this.files.write(s).catch((e: Error) => {
+    const write = this.files.write(s).catch((e: Error) => {
       // Not written: the next status (a poll at the latest) writes it again.
       if (this.written.get(s.endpoint) === text) this.written.delete(s.endpoint);
       this.log.error({ endpoint: shortId(s.endpoint), err: e.message }, 'status file write failed');
     });
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
   }
+
+  /** Status file writes under way (shutdown waits for them). */
+  private readonly writes = new Set<Promise<void>>();
 
   /**
    * An endpoint is bound and its namespace exists: bring its node up, within the endpoint's
@@ -216,7 +224,11 @@ export class NodeManager {
 
   /** Plugin shutdown: daemons stop, nodes keep their login and state, and come back on restart. */
   async shutdown(): Promise<void> {
-    await Promise.all([...this.sups.values()].map((s) => s.stop({ logout: false, drain: false })));
+    const sups = [...this.sups.values()];
+    await Promise.all(sups.map((s) => s.stop({ logout: false, drain: false })));
+    // Launches under way end at their next step once stopped; a CLI call they wait on is bounded.
+    if (!(await within(SHUTDOWN_SETTLE_MS, Promise.all(sups.map((s) => s.settled()))))) this.log.warn({}, 'node starts still under way at shutdown');
+    await Promise.all(this.writes);
   }
 
   /**

@@ -30,6 +30,7 @@ export class NodeSupervisor {
   private startedAt = 0;
   private stopping = false;
   private timer?: NodeJS.Timeout;
+  private inflight?: Promise<void>;
   private pollTimer?: NodeJS.Timeout;
   private readonly policy: RestartPolicy;
   private readonly opts: SupervisorOptions;
@@ -66,6 +67,11 @@ export class NodeSupervisor {
     this.schedule(delayMs, () => this.launch());
   }
 
+  /** Resolves once no launch is under way (one that meets `stopping` ends at its next step). */
+  async settled(): Promise<void> {
+    while (this.inflight) await this.inflight;
+  }
+
   /** A copy of the node's status: only the supervisor changes it. */
   get status(): NodeStatus {
     return this.book.current;
@@ -93,10 +99,14 @@ export class NodeSupervisor {
     this.book.set(state, extra);
   }
 
+  /** Runs `fn` after `ms`; `stop` waits for a run under way (it finds `stopping` and ends early). */
   private schedule(ms: number, fn: () => Promise<void>): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      void fn().catch((e: Error) => this.log.error({ err: e.message }, 'node supervisor error'));
+      const run = fn().catch((e: Error) => this.log.error({ err: e.message }, 'node supervisor error'));
+      this.inflight = run.finally(() => {
+        if (this.inflight === run) this.inflight = undefined;
+      });
     }, ms);
   }
 

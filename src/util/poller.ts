@@ -5,7 +5,8 @@
  */
 export class Poller {
   private timer?: NodeJS.Timeout;
-  private running = false;
+  /** The tick under way, if any. */
+  private running?: Promise<void>;
 
   constructor(
     private readonly everyMs: number,
@@ -14,26 +15,27 @@ export class Poller {
   ) {}
 
   kick(): void {
-    void this.runOnce();
-    this.timer ??= setInterval(() => void this.runOnce(), this.everyMs);
+    this.runOnce();
+    this.timer ??= setInterval(() => this.runOnce(), this.everyMs);
   }
 
-  stop(): void {
+  /** No more ticks; resolves once the one under way (if any) has finished. */
+  async stop(): Promise<void> {
+    this.halt();
+    await this.running;
+  }
+
+  private halt(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
 
-  private async runOnce(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    let more = true;
-    try {
-      more = await this.tick();
-    } catch (e) {
-      this.onError(e as Error);
-    } finally {
-      this.running = false;
-      if (!more) this.stop();
-    }
+  private runOnce(): void {
+    this.running ??= this.tick().then(
+      (more) => {
+        if (!more) this.halt();
+      },
+      (e: Error) => this.onError(e),
+    ).finally(() => (this.running = undefined));
   }
 }
