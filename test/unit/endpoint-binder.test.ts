@@ -83,15 +83,12 @@ async function setup(docker: DockerApi, opts: { mounted?: Set<string>; pollMs?: 
     sessions.join(ep.id);
     binder.joined((await store.patchEndpoint(ep.id, { sandboxKey: sandbox(i), joinedAt: new Date().toISOString() }))!);
   };
-  const boundLines = (): { endpoint: string; hostname: string }[] =>
-    lines.map((l) => JSON.parse(l) as { msg: string; endpoint: string; hostname: string }).filter((l) => l.msg === 'endpoint bound');
-  const bugs = (): string[] => lines.filter((l) => l.includes('BUG'));
   /** Docker's Leave as the app runs it: the session ends, the binder forgets. */
   const leave = (i: number): void => {
     sessions.leave(epId(i));
     binder.forget(epId(i));
   };
-  return { store, sessions, binder, addEp, join, leave, ready, recovered, bound, reconfigured, lines, boundLines, bugs };
+  return { store, sessions, binder, addEp, join, leave, ready, recovered, bound, reconfigured, lines };
 }
 
 async function until(what: string, f: () => boolean, ms = 2000): Promise<void> {
@@ -191,7 +188,9 @@ describe('endpoint binder', () => {
     const d = fakeDocker({ list: [], snap: { [c1.id]: epId(1) } });
     const t = await setup(d.api, { pollMs: 1000 });
     await t.join(1);
-    await until('a bind attempt', () => t.lines.some((l) => l.includes('labels of this container are not known yet')));
+    // The snapshot names the container, whose labels nobody has told yet.
+    await until('a snapshot read', () => d.state.inspects > 0);
+    await sleep(20);
     assert.equal(t.ready.length, 0, 'no node from an empty label set');
     assert.equal(t.store.endpoints.get(epId(1))!.config, undefined);
     await t.binder.onEvent(createEvent(c1));
@@ -200,7 +199,7 @@ describe('endpoint binder', () => {
     t.binder.stop();
   });
 
-  it('keeps the first container Docker named and logs a second, different answer as a bug', async () => {
+  it('keeps the first container Docker named, whatever a second, different answer says', async () => {
     const c1 = container(cid(1), { 'tslink.hostname': 'one' }, 'running', epId(1));
     const c2 = container(cid(2), { 'tslink.hostname': 'two' }, 'running');
     const d = fakeDocker({ list: [c1, c2] });
@@ -209,9 +208,8 @@ describe('endpoint binder', () => {
     await t.binder.prime();
     await t.binder.bind(epId(1), c2.id, 'event');
     assert.equal(t.store.endpoints.get(epId(1))!.containerId, c1.id);
-    assert.equal(t.bugs().length, 1);
-    assert.match(t.bugs()[0]!, new RegExp(c2.id));
-    assert.equal(t.boundLines().length, 1);
+    assert.equal(t.store.endpoints.get(epId(1))!.config?.hostname, 'one', 'the first container\'s labels');
+    assert.equal(t.bound.length, 1, 'bound once');
     t.binder.stop();
   });
 
@@ -341,14 +339,13 @@ describe('endpoint binder', () => {
     }
     await until(`all ${n} ready`, () => t.ready.length >= n);
     await sleep(20);
-    assert.deepEqual(t.bugs(), [], 'no conflicting bindings');
     assert.equal(t.ready.length, n, 'each endpoint ready exactly once');
     for (let i = 0; i < n; i++) {
       const rec = t.store.endpoints.get(epId(i + 1))!;
       assert.equal(rec.containerId, cs[i]!.id, `endpoint ${i + 1} bound to its own container`);
       assert.equal(rec.config?.hostname, `burst-${i + 1}`);
       assert.equal(t.ready.find((r) => r.id === rec.id)?.config?.hostname, `burst-${i + 1}`, 'the node starts with its own labels');
-      assert.equal(t.boundLines().filter((l) => l.endpoint === epId(i + 1).slice(0, 12)).length, 1, 'bound exactly once');
+      assert.equal(t.bound.filter((b) => b.id === rec.id).length, 1, 'bound exactly once');
     }
     t.binder.stop();
   }

@@ -17,6 +17,8 @@ export function testSettings(over: Partial<Settings> = {}): Settings {
 export class FakeHostNetwork implements HostNetwork {
   links = new Set<string>();
   ruleSyncs: string[][] = [];
+  /** Each rules sync's lane (the driver's two: only adding, only removing) and the networks it saw. */
+  lanes: { lane: 'add' | 'remove' | 'both'; nets: string[] }[] = [];
   failSetUp = false;
   failRules = false;
   failTearDown = false;
@@ -29,9 +31,11 @@ export class FakeHostNetwork implements HostNetwork {
     if (this.failTearDown && eps.length) throw new Error('ip: RTNETLINK answers: Device or resource busy');
     for (const ep of eps) this.links.delete(ep.hostIf);
   }
-  async syncRules(nets: readonly NetworkHost[] | (() => readonly NetworkHost[])): Promise<void> {
+  async syncRules(nets: readonly NetworkHost[] | (() => readonly NetworkHost[]), opts: { only?: 'add' | 'remove' } = {}): Promise<void> {
     if (this.failRules) throw new Error('iptables-restore: line 3 failed');
-    this.ruleSyncs.push((typeof nets === 'function' ? nets() : nets).map((n) => n.id));
+    const ids = (typeof nets === 'function' ? nets() : nets).map((n) => n.id);
+    this.ruleSyncs.push(ids);
+    this.lanes.push({ lane: opts.only ?? 'both', nets: ids });
   }
   async sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {
     const keep = new Set<string>(live.map((e) => e.hostIf));

@@ -126,6 +126,10 @@ describe('plugin server', () => {
     assert.equal(host.links.size, 0);
     assert.equal(store.networks.size, 0);
     assert.deepEqual(host.ruleSyncs.at(-1), []);
+    // The two lanes: a new network's rules are only added, a removed one's only removed.
+    assert.deepEqual(host.lanes.map((l) => l.lane), ['add', 'remove'], 'one sync per lane, no full rewrite');
+    assert.deepEqual(host.lanes[0]!.nets, [NET_ID], 'the add lane sees the new network');
+    assert.deepEqual(host.lanes[1]!.nets, [], 'the remove lane no longer sees the deleted one');
   });
 
   it('refuses unknown networks and endpoints with 404 and what to do', async () => {
