@@ -28,11 +28,11 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
   const containers: string[] = [];
 
   const stateDir = (hostname: string, network = net): string => identityDir(plugin.dataDir, network, hostname);
-  const calls = (hostname: string): Call[] => {
-    const f = join(stateDir(hostname), 'double-calls.jsonl');
+  const calls = (hostname: string, network = net): Call[] => {
+    const f = join(stateDir(hostname, network), 'double-calls.jsonl');
     return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call) : [];
   };
-  const argvLines = (hostname: string): string[] => calls(hostname).map((c) => c.argv.join(' '));
+  const argvLines = (hostname: string, network = net): string[] => calls(hostname, network).map((c) => c.argv.join(' '));
   const fault = (hostname: string, f: object): void => {
     mkdirSync(stateDir(hostname), { recursive: true, mode: 0o700 });
     writeFileSync(join(stateDir(hostname), 'double-fault.json'), JSON.stringify(f));
@@ -162,7 +162,7 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     await run(name, '--network', ephNet, '--label', 'tslink.hostname=eph1');
     await waitState(name, 'running', 10_000, ephNet);
     assert.ok(existsSync(stateDir('eph1', ephNet)));
-    const before = argvLines('eph1');
+    const before = argvLines('eph1', ephNet);
     await mustDocker('rm', '-f', name);
     await waitFor('state removed', async () => !existsSync(stateDir('eph1', ephNet)) || undefined, 10_000);
     assert.ok(before.some((l) => / up /.test(` ${l} `)), before.join('\n'));
