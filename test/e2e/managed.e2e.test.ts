@@ -1,10 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DOCKER, ENGINE, IMAGE, ROOT, docker, e2eSkipReason, mustDocker, pluginCall, sh, startRegistry, tailscaleAddress, tslinkHostObjects, uniq, waitFor,
+  CLI, DOCKER, ENGINE, IMAGE, ROOT, docker, e2eSkipReason, mustDocker, pluginCall, sh, startRegistry, tailscaleAddress, tslinkHostObjects, uniq, waitFor,
 } from './harness.js';
 
 const skip = await e2eSkipReason();
@@ -52,6 +53,7 @@ async function nodeState(container: string, network: string, socket: string): Pr
 
 describe(`managed plugin on Docker ${ENGINE}`, { skip }, () => {
   const name = 'tslink-e2e:latest';
+  const data = dataDir();
   const net = uniq('tsmanaged');
   const containers: string[] = [];
 
@@ -59,7 +61,7 @@ describe(`managed plugin on Docker ${ENGINE}`, { skip }, () => {
     await removePlugin(name);
     await mustDocker('plugin', 'create', name, await buildBundle());
     // Settable env and mount source, as users change them: only while disabled.
-    await mustDocker('plugin', 'set', name, 'TS_PATH=/usr/lib/tslink/tailscale', 'LOG_LEVEL=debug', `data.source=${dataDir()}`);
+    await mustDocker('plugin', 'set', name, 'TS_PATH=/usr/lib/tslink/tailscale', 'LOG_LEVEL=debug', `data.source=${data}`);
     await mustDocker('plugin', 'enable', name);
   });
   after(async () => {
@@ -82,6 +84,20 @@ describe(`managed plugin on Docker ${ENGINE}`, { skip }, () => {
     const log = readFileSync(ENGINE_LOG, 'utf8');
     assert.match(log, /\\"level\\":\\"debug\\".*\\"msg\\":\\"plugin call\\"/);
     assert.ok(!log.includes(KEY), 'the key never reaches the log');
+  });
+
+  it('a legacy tslink on the managed plugin\'s data directory refuses to start, naming the managed plugin (issue 22)', async () => {
+    const legacy = spawn(process.execPath, [CLI, 'serve'], {
+      env: { ...process.env, TS_DATA_DIR: data, TSLINK_SOCKET: join(data, '..', `legacy-${process.pid}.sock`), TS_AUTHKEY: KEY },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    legacy.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    legacy.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    const code = await new Promise<number | null>((r) => legacy.once('exit', r));
+    assert.notEqual(code, 0, 'the second tslink does not run');
+    assert.match(out, /in use by another tslink process \(pid \d+, managed plugin\)/);
+    assert.doesNotMatch(out, /tslink serving/);
   });
 
   it('refuses to be disabled while a network uses it, with Docker\'s reason', async () => {
