@@ -56,6 +56,13 @@ interface Script {
 const NO_LOGIN: readonly BackendState[] = ['NeedsLogin', 'NoState'];
 const SERVES: readonly BackendState[] = ['Running', 'Starting'];
 
+/** A state directory as a logged-in node leaves it: the daemon's state and its last `up` (web, tag:web). */
+function loggedInWithLastUp(stateDir: string): void {
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(join(stateDir, 'tailscaled.state'), '{}');
+  writeFileSync(join(stateDir, 'tslink-up.json'), JSON.stringify(upArgs({ hostname: 'web', tags: ['tag:web'], timeoutSec: DEFAULT_SUPERVISOR_OPTIONS.upTimeoutSec })));
+}
+
 function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNamespace?: () => Promise<void> } = {}) {
   const dir = tempDir();
   const calls: string[][] = [];
@@ -303,9 +310,7 @@ describe('node supervisor', () => {
   it('serves only once a resumed node is Running or Starting, as the real CLI demands (issue 21: defect 6)', async () => {
     const script: Script = { backend: 'NoState', haveKey: true };
     const t = setup(script, { serve: [{ port: 9000, proto: 'tcp', target: { host: '127.0.0.1', port: 8080 } }] });
-    mkdirSync(t.paths.stateDir, { recursive: true });
-    writeFileSync(join(t.paths.stateDir, 'tailscaled.state'), '{}');
-    writeFileSync(join(t.paths.stateDir, 'tslink-up.json'), JSON.stringify(upArgs({ hostname: 'web', tags: ['tag:web'], timeoutSec: DEFAULT_SUPERVISOR_OPTIONS.upTimeoutSec })));
+    loggedInWithLastUp(t.paths.stateDir);
     setTimeout(() => (script.backend = 'Running'), 600);
     t.sup.start(0, { resume: true });
     await t.until('running', () => t.sup.status.state === 'running');
@@ -317,9 +322,7 @@ describe('node supervisor', () => {
   it('resumes a recovered node that answers NoState until its first netmap, without up (issue 21: defect 1)', async () => {
     const script: Script = { backend: 'NoState', haveKey: true };
     const t = setup(script);
-    mkdirSync(t.paths.stateDir, { recursive: true });
-    writeFileSync(join(t.paths.stateDir, 'tailscaled.state'), '{}');
-    writeFileSync(join(t.paths.stateDir, 'tslink-up.json'), JSON.stringify(upArgs({ hostname: 'web', tags: ['tag:web'], timeoutSec: DEFAULT_SUPERVISOR_OPTIONS.upTimeoutSec })));
+    loggedInWithLastUp(t.paths.stateDir);
     setTimeout(() => (script.backend = 'Running'), 400);
     t.sup.start(0, { resume: true });
     await t.until('running', () => t.sup.status.state === 'running');
