@@ -8,7 +8,6 @@ import { EndpointBinder } from './docker/binder.js';
 import { ContainerCache } from './docker/container-cache.js';
 import type { DockerEvent } from './docker/events.js';
 import { stoppingContainer } from './docker/stop-signals.js';
-import { DELETE_REPLY_GAP_MS, miscountsConcurrentDeletes } from './docker/engine-quirks.js';
 import { NetnsReadiness } from './host/netns-readiness.js';
 import { shortId } from './util/short-id.js';
 import { TaskTracker } from './util/tasks.js';
@@ -26,6 +25,8 @@ import { endpointHost, networkHost } from './host/host-spec.js';
 import { reconcileHost } from './host/reconciler.js';
 import type { Logger } from './util/log.js';
 import { NodeManager } from './node/manager.js';
+import { ContainerNames } from './node/container-names.js';
+import { RepairPass, checkEngine } from './repair.js';
 import { findTailscale, type TailscaleBinaries } from './node/tailscale-binaries.js';
 import { DEFAULT_RESTART_POLICY } from './node/restart-policy.js';
 import { buildServer } from './driver/server.js';
@@ -118,6 +119,7 @@ interface EndpointFlow {
   docker: DockerApi;
   metrics: Metrics;
   nodes: NodeManager;
+  names: ContainerNames;
   tasks: TaskTracker;
   binder: EndpointBinder;
   driver: Driver;
@@ -133,11 +135,16 @@ function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bi
   const { store } = state;
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
   const metrics = new Metrics();
+  const names = new ContainerNames(store, runCommand, settings.hostDockerRun, log);
+  closers.push('container name rules', () => names.settled());
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,
     pollMs: settings.statusPollMs,
     restart: { ...DEFAULT_RESTART_POLICY, cooldownMs: settings.crashCooldownMs },
-  }, (prev, next) => metrics.nodeStatus(prev, next, store.endpoints.get(next.endpoint)?.joinedAt), state.leftovers);
+  }, (prev, next) => {
+    metrics.nodeStatus(prev, next, store.endpoints.get(next.endpoint)?.joinedAt);
+    names.observe(next);
+  }, state.leftovers);
   closers.push('nodes (they keep their login and state)', () => nodes.shutdown());
   const tasks = new TaskTracker(log);
   closers.push('background work', async () => {
@@ -180,7 +187,7 @@ function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bi
     },
     operInfo: (ep) => nodes.operInfo(ep),
   }, deleteReplies);
-  return { store, docker, metrics, nodes, tasks, binder, driver, deleteReplies };
+  return { store, docker, metrics, nodes, names, tasks, binder, driver, deleteReplies };
 }
 
 /**
@@ -221,39 +228,6 @@ function startRepairs(settings: Settings, log: Logger, flow: EndpointFlow, close
     clearInterval(every);
   });
   return { events, repair };
-}
-
-/** One repair pass; `done` once one has succeeded (readiness). */
-class RepairPass {
-  done = false;
-
-  constructor(
-    private readonly flow: EndpointFlow,
-    private readonly log: Logger,
-  ) {}
-
-  async run(): Promise<void> {
-    const { binder, driver, nodes, metrics } = this.flow;
-    try {
-      const orphans = await binder.prime();
-      for (const id of orphans) await driver.forgetEndpoint(id);
-      const removed = await nodes.collectGarbage();
-      if (removed.length) this.log.info({ removed }, 'removed node files no endpoint uses');
-      metrics.repairPass(true, orphans.length, removed.length);
-      this.done = true;
-    } catch (e) {
-      metrics.repairPass(false, 0, 0);
-      throw e;
-    }
-  }
-}
-
-async function checkEngine(flow: EndpointFlow, log: Logger): Promise<void> {
-  const version = await flow.docker.engineVersion!();
-  const gap = miscountsConcurrentDeletes(version) ? DELETE_REPLY_GAP_MS : 0;
-  if (gap === flow.deleteReplies.gap) return;
-  flow.deleteReplies.setGap(gap);
-  log.info({ engine: version, gapMs: gap }, gap ? 'this Docker miscounts endpoints deleted at once (fixed in 28.1): DeleteEndpoint replies are spaced' : 'DeleteEndpoint replies are not spaced');
 }
 
 /**

@@ -22,11 +22,13 @@ export interface ContainerConfig {
   serve: ServeRule[];
   /** Serve the rules on the node's own name too; defaults to true, or false with a service. */
   direct: boolean;
+  /** `tslink.magicdns`: tailnet names resolve in the container; absent: the network's choice (on by default). */
+  magicDns?: boolean;
 }
 
 
 export const SERVE_PREFIX = 'tslink.serve.';
-export const KNOWN_LABELS: readonly string[] = ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct'];
+export const KNOWN_LABELS: readonly string[] = ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct', 'tslink.magicdns'];
 
 /** Makes arbitrary text a DNS label: lowercase, other characters to `-`, runs of `-` collapsed, trimmed, cut to 63. */
 function sanitizeLabel(text: string): string {
@@ -57,6 +59,7 @@ interface LabelDraft {
   tags: string[];
   service?: string;
   direct?: boolean;
+  magicDns?: boolean;
   serve: ServeRule[];
   /** Serve labels seen, valid or not: a Service with only broken rules is reported once. */
   serveLabels: number;
@@ -86,6 +89,11 @@ const LABELS: Record<string, LabelParser> = {
     const b = parseBool(value);
     if (b === undefined) report('must be true or false');
     else draft.direct = b;
+  },
+  'tslink.magicdns': (value, draft, report) => {
+    const b = parseBool(value);
+    if (b === undefined) report('must be true (tailnet names resolve in the container, the default) or false');
+    else draft.magicDns = b;
   },
 };
 
@@ -206,6 +214,7 @@ export function parseContainerLabels(
       ...(draft.service ? { service: draft.service } : {}),
       serve: draft.serve.sort((a, b) => a.port - b.port),
       direct: draft.direct ?? draft.service === undefined,
+      ...(draft.magicDns !== undefined ? { magicDns: draft.magicDns } : {}),
     },
   };
 }

@@ -15,11 +15,13 @@ export interface NetworkConfig {
   ephemeral: boolean;
   /** Labels an image carries may configure this network's nodes (off: only `docker run -l` and Compose labels do). */
   imageLabels?: boolean;
+  /** Tailnet names resolve in the network's containers (a container's tslink.magicdns overrides it). */
+  magicDns?: boolean;
   mtu: number;
 }
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
-export const KNOWN_NETWORK_OPTIONS: readonly string[] = ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels'];
+export const KNOWN_NETWORK_OPTIONS: readonly string[] = ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels', 'tslink.magicdns'];
 
 
 /** Why a `file:` key cannot work, per place a key is given. */
@@ -81,6 +83,11 @@ const NETWORK_OPTIONS: Record<string, OptionParser> = {
     const b = parseBool(value);
     if (b === undefined) report('must be true (an image\'s tslink.* labels may configure nodes) or false (the default: they may not)');
     else config.imageLabels = b;
+  },
+  'tslink.magicdns': (value, config, report) => {
+    const b = parseBool(value);
+    if (b === undefined) report('must be true (tailnet names resolve in the containers, the default) or false; a container\'s own tslink.magicdns label overrides it');
+    else config.magicDns = b;
   },
 };
 

@@ -52,7 +52,7 @@ export class NodeManager {
     private readonly binaries: TailscaleBinaries | Error,
     private readonly log: Logger,
     private readonly options: Partial<SupervisorOptions> = {},
-    /** Told of every status change (metrics). */
+    /** Told of every change of a status's state, restarts, crash loop, addresses or MagicDNS suffix (metrics, names). */
     private readonly statusChanged: (prev: NodeStatus | undefined, next: NodeStatus) => void = () => undefined,
     /** tailscaled processes an earlier plugin process left (data-dir-owner.ts found them at start). */
     private readonly leftovers: Leftovers = Leftovers.none(),
@@ -85,7 +85,8 @@ export class NodeManager {
   private record(s: NodeStatus): void {
     const prev = this.statuses.get(s.endpoint);
     this.statuses.set(s.endpoint, s);
-    if (prev?.state !== s.state || prev.restarts !== s.restarts || prev.crashLoop !== s.crashLoop) this.statusChanged(prev, s);
+    const addressed = (x?: NodeStatus): string => `${x?.tailscaleIPs.join(',')}|${x?.magicDnsSuffix}`;
+    if (prev?.state !== s.state || prev.restarts !== s.restarts || prev.crashLoop !== s.crashLoop || addressed(prev) !== addressed(s)) this.statusChanged(prev, s);
     const text = JSON.stringify({ ...s, since: undefined });
     if (this.written.get(s.endpoint) === text) return;
     this.written.set(s.endpoint, text);

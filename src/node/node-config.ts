@@ -18,6 +18,8 @@ export interface NodeSpec {
   service?: string;
   serve: ServeRule[];
   direct: boolean;
+  /** Tailnet names resolve in the container (its label, else its network's option, else on). */
+  magicDns: boolean;
 }
 
 /**
@@ -42,6 +44,7 @@ export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: strin
     service: c.service,
     serve: c.serve,
     direct: c.direct,
+    magicDns: c.magicDns ?? net.config.magicDns ?? true,
   };
 }
 

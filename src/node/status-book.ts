@@ -38,9 +38,11 @@ export class StatusBook {
     if (changed) this.log[level]({ state, err: this.state.lastError }, 'node state');
   }
 
-  /** What tailscaled says of itself: its addresses and version. */
+  /** What tailscaled says of itself: its addresses, version and the tailnet's MagicDNS suffix. */
   note(st: TailscaleStatus): void {
     this.state.tailscaleIPs = st.Self?.TailscaleIPs ?? st.TailscaleIPs ?? [];
+    const t = st.CurrentTailnet;
+    this.state.magicDnsSuffix = t?.MagicDNSEnabled && t.MagicDNSSuffix ? t.MagicDNSSuffix : undefined;
     if (st.Version) this.state.tailscaledVersion = st.Version;
   }
 

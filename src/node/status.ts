@@ -43,6 +43,8 @@ export interface NodeStatus {
    * `nextAttemptAt` (the cooldown). False in every other status.
    */
   crashLoop: boolean;
+  /** The tailnet's MagicDNS suffix, when MagicDNS is on there (names under it resolve in the container). */
+  magicDnsSuffix?: string;
 }
 
 /** Why an endpoint has no node yet: Docker has not named its container, or its labels are invalid. */
@@ -90,6 +92,7 @@ export function parseNodeStatus(json: unknown): NodeStatus {
     heldBy: str('heldBy'),
     restarts: typeof restarts === 'number' ? restarts : 0,
     crashLoop: f.get('crashLoop') === true,
+    magicDnsSuffix: str('magicDnsSuffix'),
   };
 }
 

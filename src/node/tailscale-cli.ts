@@ -57,6 +57,7 @@ export interface TailscaleStatus {
   Version?: string;
   Self?: { HostName?: string; DNSName?: string; TailscaleIPs?: string[] | null; Online?: boolean; Capabilities?: string[] | null; CapMap?: Record<string, unknown> | null };
   Health?: string[] | null;
+  CurrentTailnet?: { Name?: string; MagicDNSSuffix?: string; MagicDNSEnabled?: boolean } | null;
 }
 
 export class CliError extends Error {

@@ -70,8 +70,8 @@ const rule = (port: number, proto: Proto, targetPort = port, extra: Partial<Serv
 const HOST_RULE = 'use a DNS label of 1-63 letters, digits and hyphens, not starting or ending with a hyphen, e.g. web-1';
 const TAGS_RULE = 'write comma-separated tag:<name> items, each name a letter followed by letters, digits or hyphens, e.g. tag:web,tag:prod';
 const SVC_RULE = 'write svc:<name>, the name 1-63 letters, digits and hyphens, not starting or ending with a hyphen, e.g. svc:web';
-const LABELS_LIST = 'the tslink labels are tslink.hostname, tslink.tags, tslink.service, tslink.serve.<port>, tslink.direct';
-const OPTIONS_LIST = 'the tslink options are tslink.authkey, tslink.tags, tslink.loginserver, tslink.ephemeral, tslink.image-labels (and com.docker.network.driver.mtu)';
+const LABELS_LIST = 'the tslink labels are tslink.hostname, tslink.tags, tslink.service, tslink.serve.<port>, tslink.direct, tslink.magicdns';
+const OPTIONS_LIST = 'the tslink options are tslink.authkey, tslink.tags, tslink.loginserver, tslink.ephemeral, tslink.image-labels, tslink.magicdns (and com.docker.network.driver.mtu)';
 const LOOPBACK = "the target must be on the container's loopback: localhost or 127.0.0.1 (or another 127.x.x.x address)";
 const IPV6 = "Tailscale's serve cannot reach an IPv6 target (it drops the brackets and dials ::1:<port>, which fails); make the app listen on 127.0.0.1 and give 127.0.0.1:<port>";
 const OPTIONS_HELP = 'the options are proxy-protocol=1|2 (tcp, tls-terminated-tcp) and accept-app-caps=<cap>[,<cap>] (http, https), joined by &';
@@ -126,6 +126,15 @@ describe('container labels: valid', () => {
     assert.equal(configOf({ ...svc, 'tslink.direct': 'TRUE' }).direct, true);
     assert.equal(configOf({ 'tslink.serve.80': 'http', 'tslink.direct': 'true' }).direct, true);
     assert.equal(configOf({ 'tslink.direct': ' false ' }).direct, false, 'direct=false alone serves nothing and is harmless');
+  });
+
+  it('tslink.magicdns: absent leaves it to the network, true/false set it, anything else is refused', () => {
+    assert.equal(configOf({}).magicDns, undefined);
+    assert.equal(configOf({ 'tslink.magicdns': ' FALSE ' }).magicDns, false);
+    assert.equal(configOf({ 'tslink.magicdns': 'true' }).magicDns, true);
+    assert.deepEqual(labelErrors({ 'tslink.magicdns': 'off' }), ['tslink: label tslink.magicdns="off": must be true (tailnet names resolve in the container, the default) or false']);
+    assert.equal(networkOf({ 'tslink.magicdns': 'false' }, true).magicDns, false);
+    assert.equal(networkOf({}, true).magicDns, undefined);
   });
 
   it('reads every target form; the default target is the label port on 127.0.0.1', () => {
@@ -303,7 +312,7 @@ describe('container labels: errors', () => {
     assert.equal(labelError('tslink.funnel', 'true'), `tslink: unknown label tslink.funnel; ${LABELS_LIST}`);
     assert.equal(labelError('tslink.serve', 'https'), `tslink: unknown label tslink.serve (did you mean tslink.serve.<port>?); ${LABELS_LIST}`);
     assert.equal(labelError('tslink.a b', 'x'), `tslink: unknown label "tslink.a b"; ${LABELS_LIST}`);
-    assert.deepEqual(KNOWN_LABELS, ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct']);
+    assert.deepEqual(KNOWN_LABELS, ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct', 'tslink.magicdns']);
   });
 
   it('never quotes the value of an unknown label (it may be a misplaced key)', () => {
@@ -551,7 +560,7 @@ describe('network options', () => {
     assert.deepEqual(networkErrors({ 'tslink.autkey': KEY }), [`tslink: unknown option tslink.autkey (did you mean tslink.authkey?); ${OPTIONS_LIST}`]);
     assert.deepEqual(networkErrors({ 'tslink.mtu': '1400' }), [`tslink: unknown option tslink.mtu; ${OPTIONS_LIST}`]);
     assert.deepEqual(networkErrors({ [`tslink.authkey:${KEY}`]: '' }), [`tslink: unknown option "tslink.authkey:tskey-(hidden)"; ${OPTIONS_LIST}`]);
-    assert.deepEqual(KNOWN_NETWORK_OPTIONS, ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels']);
+    assert.deepEqual(KNOWN_NETWORK_OPTIONS, ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels', 'tslink.magicdns']);
   });
 
   it('hides the auth key even where another option repeats it', () => {

@@ -105,7 +105,7 @@ function setup(script: Script, spec: Partial<NodeSpec> = {}, extra: { prepareNam
   }
   const { log } = captureLogger();
   const sup = new NodeSupervisor(
-    { endpointId: 'e'.repeat(64), networkId: 'n'.repeat(64), sandboxKey: '/run/docker/netns/x', hostname: 'web', tags: ['tag:web'], ephemeral: false, serve: [], direct: true, ...spec },
+    { endpointId: 'e'.repeat(64), networkId: 'n'.repeat(64), sandboxKey: '/run/docker/netns/x', hostname: 'web', tags: ['tag:web'], ephemeral: false, serve: [], direct: true, magicDns: true, ...spec } as NodeSpec,
     paths,
     {
       spawnDaemon: (args) => {

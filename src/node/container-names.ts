@@ -1,0 +1,100 @@
+import { syncContainerNat, type ContainerNat, type PeerRoute } from '../host/container-nat.js';
+import { parseDnsSuffix } from '../host/dns-name.js';
+import { parseIpv4 } from '../host/ipv4.js';
+import { localSandboxPath, type NetnsPath } from '../host/netns.js';
+import type { StateStore } from '../state/store.js';
+import { coalesce } from '../util/coalesce.js';
+import type { Runner } from '../util/exec.js';
+import type { Logger } from '../util/log.js';
+import { shortId } from '../util/short-id.js';
+import { nodeSpec } from './node-config.js';
+import type { NodeStatus } from './status.js';
+
+interface Member {
+  endpoint: string;
+  netns: NetnsPath;
+  peer?: PeerRoute;
+  nat: Omit<ContainerNat, 'peers'>;
+}
+
+/**
+ * Names inside every tslink container (issue 24): its tailnet's MagicDNS names resolve through
+ * its own node, and a Docker name of a peer on the same network (a Compose service) reaches that
+ * peer over the tailnet. Kept from the nodes' statuses: a node that gets its address, or leaves,
+ * changes the rules of every container on its network on this host.
+ */
+export class ContainerNames {
+  private readonly latest = new Map<string, NodeStatus>();
+  /** What each container's rules say now (JSON of its ContainerNat). */
+  private readonly applied = new Map<string, string>();
+  private readonly syncs = new Map<string, () => Promise<void>>();
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly run: Runner,
+    private readonly hostDockerRun: string | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /** A node's status changed: its network's rules follow when its address, suffix or presence did. */
+  observe(next: NodeStatus): void {
+    const prev = this.latest.get(next.endpoint);
+    if (next.state === 'stopped') {
+      this.latest.delete(next.endpoint);
+      this.applied.delete(next.endpoint);
+    } else this.latest.set(next.endpoint, next);
+    const key = (s?: NodeStatus): string => (s && s.state !== 'stopped' ? `${s.tailscaleIPs.join(',')}|${s.magicDnsSuffix ?? ''}` : '');
+    if (key(prev) !== key(next)) this.schedule(next.network);
+  }
+
+  /** A repair pass: every container's jumps are put back first where something moved them. */
+  repair(): Promise<void> {
+    const nets = new Set([...this.latest.values()].map((s) => s.network));
+    return Promise.all([...nets].map((n) => this.sync(n, false))).then(() => undefined);
+  }
+
+  /** Rule writes under way (shutdown waits for them). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
+
+  private schedule(network: string): void {
+    let run = this.syncs.get(network);
+    if (!run) this.syncs.set(network, (run = coalesce(() => this.sync(network, true))));
+    const p = run().finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+
+  private members(network: string): Member[] {
+    const net = this.store.networks.get(network);
+    if (!net) return [];
+    return [...this.latest.values()].filter((s) => s.network === network).flatMap((s) => {
+      const ep = this.store.endpoints.get(s.endpoint);
+      const spec = ep && nodeSpec(ep, net);
+      if (!ep || !spec) return [];
+      const docker = parseIpv4(ep.address);
+      const tailnet = s.tailscaleIPs.map(parseIpv4).find((a) => a !== undefined);
+      const magicDns = spec.magicDns && s.magicDnsSuffix ? parseDnsSuffix(s.magicDnsSuffix) : undefined;
+      return [{ endpoint: s.endpoint, netns: localSandboxPath(spec.sandboxKey, this.hostDockerRun), peer: docker && tailnet ? { docker, tailnet } : undefined, nat: { magicDns } }];
+    });
+  }
+
+  private async sync(network: string, rewrite: boolean): Promise<void> {
+    const members = this.members(network);
+    for (const m of members) {
+      const nat: ContainerNat = { ...m.nat, peers: members.flatMap((p) => (p !== m && p.peer ? [p.peer] : [])) };
+      const text = JSON.stringify(nat);
+      if (rewrite && this.applied.get(m.endpoint) === text) continue;
+      try {
+        const wrote = await syncContainerNat(this.run, m.netns, nat, rewrite || this.applied.get(m.endpoint) !== text);
+        this.applied.set(m.endpoint, text);
+        if (wrote && !rewrite) this.log.info({ endpoint: shortId(m.endpoint) }, 'container name rules put back in front');
+      } catch (e) {
+        // The container went meanwhile, or its namespace refused: the next change or repair tries again.
+        this.applied.delete(m.endpoint);
+        this.log.debug({ endpoint: shortId(m.endpoint), err: (e as Error).message }, 'container name rules not written');
+      }
+    }
+  }
+}
