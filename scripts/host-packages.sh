@@ -5,7 +5,7 @@
 #   scripts/host-packages.sh install   what `make install` needs: iptables, iproute2, util-linux,
 #                                      procps and a Docker engine (docker.io, containerd, runc)
 #   scripts/host-packages.sh test      the above plus what the test suite needs (busybox-static,
-#                                      docker-registry)
+#                                      docker-registry, curl for the test image)
 #
 # Where it cannot install (not Debian, not root, no apt-get) it exits 1 naming what is missing.
 # APT_CONFIG is honoured (the provisioning test runs against throwaway apt configurations).
@@ -13,7 +13,7 @@ set -euo pipefail
 install_pkgs=(iptables iproute2 util-linux procps docker.io containerd runc)
 case ${1:-} in
   install) pkgs=("${install_pkgs[@]}") ;;
-  test) pkgs=("${install_pkgs[@]}" busybox-static docker-registry) ;;
+  test) pkgs=("${install_pkgs[@]}" busybox-static docker-registry curl) ;;
   *) echo "usage: $0 install|test" >&2; exit 2 ;;
 esac
 say() { echo "tslink: $*"; }
@@ -25,7 +25,7 @@ command_of() {
   case $1 in
     iptables) echo iptables ;; iproute2) echo ip ;; util-linux) echo nsenter ;; procps) echo pgrep ;;
     docker.io) echo dockerd ;; containerd) echo containerd ;; runc) echo runc ;;
-    busybox-static) echo busybox ;; docker-registry) echo docker-registry ;;
+    busybox-static) echo busybox ;; docker-registry) echo docker-registry ;; curl) echo curl ;;
   esac
 }
 

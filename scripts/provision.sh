@@ -109,7 +109,9 @@ ln -sfn "$sid/usr/bin/docker" "$cache/engines/bin-28.5/docker"
 
 # Root filesystem for tslink-test:busybox (no registry is reachable: engine.sh imports this tar).
 tar=$cache/busybox-rootfs.tar
-if [ ! -s "$tar" ] || [ /bin/busybox -nt "$tar" ]; then
+# Bumped when what goes into the image changes.
+rootfs_version=2
+if [ ! -s "$tar" ] || [ /bin/busybox -nt "$tar" ] || [ "$(cat "$tar.version" 2>/dev/null)" != "$rootfs_version" ]; then
   root=$(mktemp -d) && chmod 755 "$root" # it becomes the image's /
   mkdir -p "$root"/{bin,etc,root,tmp,var/www} && chmod 1777 "$root/tmp"
   cp /bin/busybox "$root/bin/busybox"
@@ -118,9 +120,16 @@ if [ ! -s "$tar" ] || [ /bin/busybox -nt "$tar" ]; then
   for a in sh ip sleep nc wget cat echo ls ping hostname head grep httpd; do
     [ -e "$root/bin/$a" ] || { echo "provision: busybox lacks $a" >&2; exit 1; }
   done
+  # glibc's getent and curl, with their libraries: names resolved as applications resolve them
+  # (NSS, resolv.conf), and HTTP as users try it (busybox's static wget crashes).
+  for b in /usr/bin/getent /usr/bin/curl; do
+    for f in "$b" $(ldd "$b" | grep -o '/[^ ]*'); do mkdir -p "$root$(dirname "$f")" && cp -L "$f" "$root$f"; done
+  done
+  mkdir -p "$root/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
+  echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
-  tar --numeric-owner -C "$root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
+  tar --numeric-owner -C "$root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar" && echo "$rootfs_version" >"$tar.version"
   rm -rf "$root"
 fi
 # The pinned Tailscale (what the plugin bundles) and headscale (the suite's control server), built

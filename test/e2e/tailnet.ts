@@ -26,6 +26,8 @@ export const CTL_ADDR = '10.214.0.2';
 const HOST_ADDR = '10.214.0.1';
 export const CONTROL_URL = `http://${CTL_ADDR}:8080`;
 export const BASE_DOMAIN = 'tsl.test';
+/** A DNS record control hands every node (headscale's `dns.extra_records`). */
+export const EXTRA_RECORD = { name: `grafana.${'tsl.test'}`, address: '100.64.0.250' };
 /**
  * What every tailscaled needs on this local tailnet: plain-HTTP DERP (the embedded DERP server has
  * no TLS here) and no port mapping probes (no router to ask).
@@ -226,7 +228,7 @@ function headscaleConfig(dir: string): string {
       override_local_dns: false,
       nameservers: { global: [], split: {} },
       search_domains: [],
-      extra_records: [],
+      extra_records: [{ name: EXTRA_RECORD.name, type: 'A', value: EXTRA_RECORD.address }],
     },
     unix_socket: join(dir, 'headscale.sock'),
     unix_socket_permission: '0770',
