@@ -14,7 +14,7 @@ double=0
 if [ "${1:-}" = --with-test-double ]; then double=1; shift; fi
 out=${1:-plugin/build}
 root=$out/rootfs
-for f in /usr/sbin/ip /usr/sbin/xtables-nft-multi /usr/bin/nsenter /usr/bin/setpriv /usr/bin/flock; do
+for f in /usr/sbin/ip /usr/sbin/xtables-nft-multi /usr/bin/nsenter /usr/bin/setpriv /usr/bin/flock /usr/bin/unshare; do
   [ -x "$f" ] || { echo "build-rootfs: $f is missing; \`make host\` installs it (iptables, iproute2, util-linux)" >&2; exit 1; }
 done
 rm -rf "$out" && mkdir -p "$root"
@@ -46,6 +46,7 @@ done
 copy_bin /usr/bin/nsenter /usr/bin/nsenter
 copy_bin /usr/bin/setpriv /usr/bin/setpriv
 copy_bin /usr/bin/flock /usr/bin/flock # the data and state directory locks (src/node/daemon-ownership.ts)
+copy_bin /usr/bin/unshare /usr/bin/unshare # a writable /proc/sys for a container's route_localnet (src/host/container-nat.ts)
 copy_bin /usr/bin/env /usr/bin/env
 copy_bin /bin/sh /bin/sh
 # iptables-nft reads these; ip reads its tables from /etc/iproute2 when present.

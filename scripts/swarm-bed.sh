@@ -12,6 +12,8 @@
 # the host's own Docker, network namespace or paths (each node's mounts live in its namespace).
 # BUNDLE: a plugin bundle made by build-rootfs.sh (default: built here with --with-test-double).
 # TSLINK_BED_SETTINGS: more KEY=VALUE plugin settings given to each install, one per line.
+# TSLINK_BED_NAT=1: node 3 sits behind a home router (namespace tsw-r3: 10.213.0.3 on the hub,
+# 192.168.3.1 on node 3's LAN, MASQUERADE), as hosts on different LANs do; node 3 is 192.168.3.2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${TSLINK_CACHE:-$PWD/.cache}
@@ -35,8 +37,26 @@ down() {
   # All nodes at once: each dockerd is its namespace's init, so its end ends everything there.
   terminate "$(ns_pids tsw-n1) $(ns_pids tsw-n2) $(ns_pids tsw-n3)" 20
   terminate "$(ns_pids "$hub")" 5
-  for n in tsw-n1 tsw-n2 tsw-n3 "$hub"; do ip netns del "$n" 2>/dev/null || true; done
+  for n in tsw-n1 tsw-n2 tsw-n3 tsw-r3 "$hub"; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$base"
+}
+
+behind_router() { # behind_router N: node N's only way out is a router that masquerades its LAN
+  local n=$1 r=tsw-r$1
+  ip netns add "$r"
+  ip -n "$r" link set lo up
+  ip link add "$r-h" netns "$hub" type veth peer name wan netns "$r"
+  ip -n "$hub" link set "$r-h" master br0 up
+  ip -n "$r" addr add "$subnet.$n/24" dev wan
+  ip -n "$r" link set wan up
+  ip link add lan netns "$r" type veth peer name eth0 netns "tsw-n$n"
+  ip -n "$r" addr add "192.168.$n.1/24" dev lan
+  ip -n "$r" link set lan up
+  ip -n "tsw-n$n" addr add "192.168.$n.2/24" dev eth0
+  ip -n "tsw-n$n" link set eth0 up
+  ip -n "tsw-n$n" route add default via "192.168.$n.1"
+  ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$r" iptables -t nat -A POSTROUTING -s "192.168.$n.0/24" -o wan -j MASQUERADE
 }
 
 start_node() { # start_node N VERSION
@@ -45,10 +65,14 @@ start_node() { # start_node N VERSION
   mkdir -p "$d/run" "$d/lib" "$d/plugins/tailscale" /var/lib/docker /var/lib/docker-plugins
   ip netns add "tsw-n$n"
   ip -n "tsw-n$n" link set lo up
-  ip link add "tsw-n$n-h" netns "$hub" type veth peer name eth0 netns "tsw-n$n"
-  ip -n "$hub" link set "tsw-n$n-h" master br0 up
-  ip -n "tsw-n$n" addr add "$subnet.$n/24" dev eth0
-  ip -n "tsw-n$n" link set eth0 up
+  if [ "$n" = 3 ] && [ "${TSLINK_BED_NAT:-0}" = 1 ]; then
+    behind_router "$n"
+  else
+    ip link add "tsw-n$n-h" netns "$hub" type veth peer name eth0 netns "tsw-n$n"
+    ip -n "$hub" link set "tsw-n$n-h" master br0 up
+    ip -n "tsw-n$n" addr add "$subnet.$n/24" dev eth0
+    ip -n "tsw-n$n" link set eth0 up
+  fi
   # A private mount namespace, made shared inside: managed plugins need the netns mounts Docker
   # makes under /run/docker to propagate into their own mount namespaces. A PID namespace with
   # dockerd as its init: when it dies, every process of the node dies (shims and containers too).

@@ -99,7 +99,7 @@ async function openState(settings: Settings, log: Logger, closers: Closers): Pro
   // Join's ip batch finds a process started ahead (WarmRunner): ≈ 3 ms less per docker run.
   const ipAhead = new WarmRunner(runCommand, 'ip', ['-force', '-batch', '-']);
   closers.push('ip batch process', () => ipAhead.close());
-  const host = new IprouteHostNetwork(ipAhead.runner);
+  const host = new IprouteHostNetwork(ipAhead.runner, settings.wireguardPorts);
   // Repair the host before answering Docker, so the first call sees a consistent host.
   await reconcileHost(store, host, log);
   return { store, host, leftovers };

@@ -6,11 +6,13 @@
  */
 import { type Parsed, type Report, failed, reporter, show, showKey, suggestion, textOf } from './messages.js';
 import { type NetworkConfig } from './network-options.js';
+import { ROUTING_KEYS, ROUTING_PARSERS, type Routing, containerRoutingProblems, givenRouting } from './routing.js';
 import { type ServeRule, parseServeRule } from './serve.js';
 import { FEATURE_SINCE, SUPPORTED_TAILSCALE, atLeast, type Feature } from './tailscale-features.js';
 import { expandTemplate, swarmTask, taskHostname } from './swarm-task.js';
 import { DNS_LABEL_RULE, LABEL_PREFIX, dnsLabelProblem, parseBool, parsePort, reportedTags, valueLengthProblem } from './values.js';
-export interface ContainerConfig {
+/** The routing labels given (see routing.ts); absent in configurations stored before issue 26. */
+export interface ContainerConfig extends Routing {
   hostname: string;
   /** Where the hostname came from: the label, the swarm task (service and slot), the container name, or the endpoint ID. */
   hostnameSource: 'label' | 'task' | 'name' | 'endpoint';
@@ -28,7 +30,7 @@ export interface ContainerConfig {
 
 
 export const SERVE_PREFIX = 'tslink.serve.';
-export const KNOWN_LABELS: readonly string[] = ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct', 'tslink.magicdns'];
+export const KNOWN_LABELS: readonly string[] = ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct', 'tslink.magicdns', ...ROUTING_KEYS];
 
 /** Makes arbitrary text a DNS label: lowercase, other characters to `-`, runs of `-` collapsed, trimmed, cut to 63. */
 function sanitizeLabel(text: string): string {
@@ -54,7 +56,7 @@ export function deriveHostname(containerName: string, endpointId: string): { hos
 }
 
 
-interface LabelDraft {
+interface LabelDraft extends Routing {
   hostname?: string;
   tags: string[];
   service?: string;
@@ -95,6 +97,7 @@ const LABELS: Record<string, LabelParser> = {
     if (b === undefined) report('must be true (tailnet names resolve in the container, the default) or false');
     else draft.magicDns = b;
   },
+  ...ROUTING_PARSERS,
 };
 
 function parseServeLabel(key: string, value: string, draft: LabelDraft, report: Report): void {
@@ -139,7 +142,8 @@ function checkCombination(draft: LabelDraft, errors: string[]): void {
 }
 
 /** What the labels ask of their network and of the Tailscale found. */
-function checkContext(draft: LabelDraft, ctx: { networkTags?: readonly string[]; tailscaleVersion?: string }, errors: string[]): void {
+function checkContext(draft: LabelDraft, ctx: { networkTags?: readonly string[]; networkRouting?: Readonly<Routing>; tailscaleVersion?: string }, errors: string[]): void {
+  errors.push(...containerRoutingProblems(draft, ctx.networkRouting ?? {}));
   const tags = ctx.networkTags?.length ? ctx.networkTags : draft.tags;
   if (draft.service && !tags.length) {
     errors.push(`tslink: label tslink.service=${show(draft.service)}: a Tailscale Service host must be a tagged node; add tslink.tags=tag:<name> (a tag your tailnet's policy lets hosts of ${draft.service} use), or give the network --opt tslink.tags`);
@@ -170,6 +174,8 @@ export function parseContainerLabels(
     endpointId: string;
     /** The network's own tags (`--opt tslink.tags`), which replace the container's. */
     networkTags?: readonly string[];
+    /** The network's routing options, which the container's routing labels must fit (routing.ts). */
+    networkRouting?: Readonly<Routing>;
     /** The version of the `tailscale` found, when known: features it lacks are refused. */
     tailscaleVersion?: string;
   },
@@ -215,6 +221,7 @@ export function parseContainerLabels(
       serve: draft.serve.sort((a, b) => a.port - b.port),
       direct: draft.direct ?? draft.service === undefined,
       ...(draft.magicDns !== undefined ? { magicDns: draft.magicDns } : {}),
+      ...givenRouting(draft),
     },
   };
 }

@@ -5,8 +5,10 @@
  */
 import { HIDDEN, type Parsed, type Report, failed, reporter, show, showKey, showUrl, suggestion, textOf } from './messages.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from './mtu.js';
+import { ROUTING_KEYS, ROUTING_PARSERS, type Routing, networkRoutingProblems } from './routing.js';
 import { LABEL_PREFIX, parseBool, reportedTags, valueLengthProblem } from './values.js';
-export interface NetworkConfig {
+/** Routing options (routing.ts): the exit node, LAN access and route acceptance bind every node; the rest are defaults. */
+export interface NetworkConfig extends Routing {
   /** A secret. Absent when the plugin's TS_AUTHKEY is to be used. */
   authKey?: string;
   /** When set, every node on the network gets exactly these tags (see `effectiveTags`). */
@@ -21,7 +23,7 @@ export interface NetworkConfig {
 }
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
-export const KNOWN_NETWORK_OPTIONS: readonly string[] = ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels', 'tslink.magicdns'];
+export const KNOWN_NETWORK_OPTIONS: readonly string[] = ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels', 'tslink.magicdns', ...ROUTING_KEYS];
 
 
 /** Why a `file:` key cannot work, per place a key is given. */
@@ -89,6 +91,7 @@ const NETWORK_OPTIONS: Record<string, OptionParser> = {
     if (b === undefined) report('must be true (tailnet names resolve in the containers, the default) or false; a container\'s own tslink.magicdns label overrides it');
     else config.magicDns = b;
   },
+  ...ROUTING_PARSERS,
 };
 
 function parseMtu(raw: unknown, report: Report): number | undefined {
@@ -149,6 +152,7 @@ export function parseNetworkOptions(
       else parser(raw, config, report);
     }
   }
+  errors.push(...networkRoutingProblems(config));
   if (!Object.hasOwn(options, 'tslink.authkey') && !ctx.envAuthKeyPresent) errors.push(noKeyError(ctx.managed ?? false));
   return errors.length ? failed(scrubKey(errors, options['tslink.authkey'], 'a network option')) : { ok: true, config };
 }

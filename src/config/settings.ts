@@ -28,6 +28,14 @@ export interface Settings {
   metricsListen?: string;
   /** Tailscale's debug knobs for every tailscaled (e.g. a local tailnet's plain-HTTP DERP). */
   tailscaledEnv: Readonly<Record<string, string>>;
+  /** Each container's tailscaled gets its own UDP port from this range; undefined: all use 41641. */
+  wireguardPorts?: PortRange;
+}
+
+/** Host UDP ports, first to last, both included. */
+export interface PortRange {
+  first: number;
+  last: number;
 }
 
 type Kind =
@@ -37,6 +45,7 @@ type Kind =
   | { type: 'level' }
   | { type: 'listen' }
   | { type: 'daemonEnv' }
+  | { type: 'portRange' }
   | { type: 'int'; min: number; max: number };
 
 export interface SettingSpec {
@@ -67,6 +76,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { env: 'TSLINK_EVENTS_MAX_BACKOFF_MS', key: 'eventsMaxBackoffMs', kind: { type: 'int', min: 1, max: 3_600_000 }, default: '30000', settable: true, description: 'longest reconnect wait of the events stream' },
   { env: 'TSLINK_METRICS_LISTEN', key: 'metricsListen', kind: { type: 'listen' }, settable: true, description: 'host:port to serve /metrics, /healthz, /readyz and /v1/endpoints on TCP too (off by default; the unix socket in the data directory is always on); on TCP every path but /healthz needs Authorization: Bearer <token>, the token being the file ops-token in the data directory (made at start, mode 0600)' },
   { env: 'TSLINK_TAILSCALED_ENV', key: 'tailscaledEnv', kind: { type: 'daemonEnv' }, settable: true, description: "space-separated NAME=value knobs for every tailscaled, NAME being TS_DEBUG_*, TS_DISABLE_* or TS_ASSUME_NETWORK_UP_FOR_TEST (e.g. TS_DEBUG_USE_DERP_HTTP=1 for a local control server's plain-HTTP DERP); nothing else reaches the daemon's environment" },
+  { env: 'TSLINK_WIREGUARD_PORTS', key: 'wireguardPorts', kind: { type: 'portRange' }, default: '41642-41941', settable: true, description: "UDP ports for the containers' tailscaled, one each (first-last, at most 10,000), so the host's NAT keeps each its own port and peers on other hosts connect directly; off: every tailscaled uses 41641" },
   { env: 'TSLINK_HOST_DOCKER_RUN', key: 'hostDockerRun', kind: { type: 'path', example: '/host/run/docker' }, settable: false, managed: '/host/run/docker', description: "where Docker's exec root is mounted, when not at its own path" },
 ];
 
@@ -98,7 +108,20 @@ function parseDaemonEnv(v: string): { value: Record<string, string> } | { proble
 const LISTEN = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 
 /** One setting's value from its text, or its problem. */
-function parseOne(spec: SettingSpec, v: string): { value: string | number | Record<string, string> } | { problem: string } {
+function parsePortRange(v: string): { value: PortRange | undefined } | { problem: string } {
+  const text = v.trim();
+  if (text === 'off') return { value: undefined };
+  const m = /^([0-9]{4,5})-([0-9]{4,5})$/.exec(text);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1024 || last > 65535 || first > last || last - first >= 10_000) {
+    return { problem: `${show(v)} is not a range of UDP ports first-last from 1024 to 65535, at most 10,000 ports, e.g. 41642-41941 (or off)` };
+  }
+  if (first <= 41641 && last >= 41641) return { problem: `${show(v)} includes 41641, which a tailscaled on the host itself uses; e.g. 41642-41941` };
+  return { value: { first, last } };
+}
+
+function parseOne(spec: SettingSpec, v: string): { value: string | number | Record<string, string> | PortRange | undefined } | { problem: string } {
   const k = spec.kind;
   switch (k.type) {
     case 'secret': {
@@ -120,6 +143,8 @@ function parseOne(spec: SettingSpec, v: string): { value: string | number | Reco
     }
     case 'daemonEnv':
       return parseDaemonEnv(v);
+    case 'portRange':
+      return parsePortRange(v);
     case 'int': {
       const n = /^[0-9]{1,10}$/.test(v.trim()) ? Number(v.trim()) : NaN;
       return n >= k.min && n <= k.max ? { value: n } : { problem: `${show(v)} must be a whole number from ${k.min} to ${k.max} (the default is ${spec.default})` };
@@ -130,14 +155,14 @@ function parseOne(spec: SettingSpec, v: string): { value: string | number | Reco
 /** The plugin's settings from its environment, by the table. Empty values count as unset. */
 export function parseSettings(env: Env): Parsed<'settings', Settings> {
   const errors: string[] = [];
-  const out: Record<string, string | number | Record<string, string>> = {};
+  const out: Record<string, string | number | Record<string, string> | PortRange | undefined> = {};
   for (const spec of SETTINGS) {
     const raw = env[spec.env] === '' ? undefined : env[spec.env];
     const text = raw ?? spec.default;
     if (text === undefined) continue;
     const r = parseOne(spec, text);
     if ('problem' in r) errors.push(`tslink: ${spec.env}=${r.problem}`);
-    else out[spec.key] = r.value;
+    else if (r.value !== undefined) out[spec.key] = r.value;
   }
   out['tailscaledEnv'] ??= {};
   const settings = out as unknown as Settings;

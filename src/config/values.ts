@@ -80,3 +80,92 @@ export function reportedTags(value: string, report: (problem: string) => void): 
   problems.forEach(report);
   return problems.length ? undefined : tags;
 }
+
+/** An IP address as Go's netip holds it: its family and its bits. */
+export interface IpAddr {
+  family: 4 | 6;
+  value: bigint;
+}
+
+const V4_PART = /^(0|[1-9][0-9]{0,2})$/;
+const V6_GROUP = /^[0-9a-f]{1,4}$/;
+
+/** Dotted IPv4 as netip.ParseAddr takes it (four decimal parts, no leading zeros), or undefined. */
+function parseIpv4(s: string): bigint | undefined {
+  const parts = s.split('.');
+  if (parts.length !== 4 || !parts.every((p) => V4_PART.test(p) && Number(p) <= 255)) return undefined;
+  return parts.reduce((v, p) => (v << 8n) | BigInt(p), 0n);
+}
+
+/**
+ * Lower-case hex IPv6 with at most one `::`, or undefined. No zone (a prefix cannot hold one)
+ * and no dotted IPv4 tail: tslink writes every address in the one form it compares.
+ */
+function parseIpv6(s: string): bigint | undefined {
+  const halves = s.split('::');
+  if (s.length > 39 || halves.length > 2) return undefined;
+  const groups = (h: string): string[] => (h === '' ? [] : h.split(':'));
+  const head = groups(halves[0] ?? '');
+  const tail = halves.length === 2 ? groups(halves[1] ?? '') : [];
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
+  const all = [...head, ...Array<string>(fill).fill('0'), ...tail];
+  if (!all.every((g) => V6_GROUP.test(g))) return undefined;
+  return all.reduce((v, g) => (v << 16n) | BigInt(`0x${g}`), 0n);
+}
+
+/** An address written as IPv4 or IPv6 (hex letters in either case), or undefined. */
+export function parseIp(s: string): IpAddr | undefined {
+  if (s.includes(':')) {
+    const value = parseIpv6(s.toLowerCase());
+    return value === undefined ? undefined : { family: 6, value };
+  }
+  const value = parseIpv4(s);
+  return value === undefined ? undefined : { family: 4, value };
+}
+
+/** An address in its one canonical form: dotted IPv4, or RFC 5952 IPv6 (the longest run of zero groups, the first on a tie, as `::`). */
+export function formatIp(a: IpAddr): string {
+  if (a.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((a.value >> s) & 0xffn)).join('.');
+  const g = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((s) => Number((a.value >> s) & 0xffffn));
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; i++) {
+    let n = 0;
+    while (i + n < 8 && g[i + n] === 0) n++;
+    if (n > best.len) best = { at: i, len: n };
+  }
+  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
+  return best.at < 0 ? hex(g) : `${hex(g.slice(0, best.at))}::${hex(g.slice(best.at + best.len))}`;
+}
+
+export const addressBits = (family: 4 | 6): number => (family === 4 ? 32 : 128);
+
+/** A CIDR prefix: the address as written, its length, and the network (host bits cleared). */
+export interface IpPrefix {
+  addr: IpAddr;
+  bits: number;
+  network: IpAddr;
+}
+
+/** `<address>/<length>`, the length decimal without leading zeros, or undefined. */
+export function parsePrefix(s: string): IpPrefix | undefined {
+  const slash = s.indexOf('/');
+  const addr = slash < 0 ? undefined : parseIp(s.slice(0, slash));
+  const lenText = s.slice(slash + 1);
+  if (!addr || !V4_PART.test(lenText)) return undefined;
+  const bits = Number(lenText);
+  const width = addressBits(addr.family);
+  if (bits > width) return undefined;
+  const host = (1n << BigInt(width - bits)) - 1n;
+  return { addr, bits, network: { family: addr.family, value: addr.value & ~host } };
+}
+
+export const formatPrefix = (p: Pick<IpPrefix, 'network' | 'bits'>): string => `${formatIp(p.network)}/${p.bits}`;
+
+/** Whether `a` lies in the prefix written `cidr` (a constant of tslink's own). */
+export function inPrefix(a: IpAddr, cidr: string): boolean {
+  const p = parsePrefix(cidr);
+  if (!p || p.addr.family !== a.family) return false;
+  const shift = BigInt(addressBits(a.family) - p.bits);
+  return a.value >> shift === p.network.value >> shift;
+}

@@ -32,7 +32,7 @@ export class ContainerLabels {
         return { ok: false, errors: [message], message };
       }
     }
-    return parseContainerLabels(c.labels, { containerName: c.name, endpointId, networkTags: net?.config.tags, tailscaleVersion: this.tailscaleVersion });
+    return parseContainerLabels(c.labels, { containerName: c.name, endpointId, networkTags: net?.config.tags, networkRouting: net?.config, tailscaleVersion: this.tailscaleVersion });
   }
 
   /** An image's labels, read once per image; none for an image that is gone (docker rmi -f). */

@@ -1,25 +1,18 @@
 import type { Settings } from '../config/settings.js';
+import { freeWireguardPort } from '../host/wireguard-ports.js';
 import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, type EndpointHost, type NetworkHost } from '../host/host-spec.js';
 import { contains, parseCidr, subnetHalves } from '../host/ipv4.js';
 import type { HostNetwork } from '../host/network.js';
-import { StateWriteError, type EndpointRecord, type NetworkRecord, type StateStore } from '../state/store.js';
+import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
 import { ReplySpacer } from '../util/reply-spacer.js';
 import { coalesce } from '../util/coalesce.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 import { shortId } from '../util/short-id.js';
-import { conflict, internal, invalid, notFound } from './errors.js';
+import { conflict, internal, invalid, notFound, stateFailed } from './errors.js';
 import type * as P from './protocol.js';
 import { NO_LIFECYCLE, type EndpointLifecycle } from './lifecycle.js';
 import { networkRecord } from './network-request.js';
-
-/**
- * A record the disk refused (StateWriteError) as a protocol error, so the server knows no
- * storage errors: the store's message (it says where, and what to check), code TSLINK_STATE_FAILED.
- */
-const stateFailed = (e: unknown): never => {
-  throw e instanceof StateWriteError ? internal(e.message, 'TSLINK_STATE_FAILED') : e;
-};
 
 /** The part of a network record a repeated CreateNetwork must match to be the same network. */
 const identity = (n: NetworkRecord): string => JSON.stringify([n.subnet, n.gateway, n.mtu, n.config]);
@@ -134,8 +127,9 @@ export class Driver {
         if (existing.networkId === net.id && existing.address === cidr.address) return {};
         throw conflict(`tslink: endpoint ${shortId(id)} exists already on another network or with another address`);
       }
-      const taken = new Set([...this.store.endpoints.values()].flatMap((e) => [e.hostIf, e.containerIf]));
-      const rec: EndpointRecord = { id, networkId: net.id, address: cidr.address, prefixLen: cidr.prefixLen, ...linkNames(id, taken), createdAt: new Date().toISOString() };
+      // Names and port are chosen and recorded before the first await: no two endpoints share one.
+      const eps = [...this.store.endpoints.values()];
+      const rec: EndpointRecord = { id, networkId: net.id, address: cidr.address, prefixLen: cidr.prefixLen, ...linkNames(id, new Set(eps.flatMap((e) => [e.hostIf, e.containerIf]))), createdAt: new Date().toISOString(), wireguardPort: freeWireguardPort(this.settings.wireguardPorts, eps) };
       await this.store.putEndpoint(rec);
       if (!this.store.networks.has(net.id) || this.deleting.has(net.id)) {
         await this.store.deleteEndpoint(id);

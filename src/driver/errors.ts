@@ -1,3 +1,4 @@
+import { StateWriteError } from '../state/store.js';
 /**
  * Errors a handler may answer with. The text reaches the person who ran `docker run` or
  * `docker network create` verbatim, so it always starts with `tslink:` and says what to do. The
@@ -32,3 +33,11 @@ export const notFound = (msg: string): DriverError => new DriverError(msg, 404, 
 export const conflict = (msg: string): DriverError => new DriverError(msg, 409, 'TSLINK_NETWORK_CONFLICT');
 /** Something on the host failed: not the user's mistake, but they need to know where to look. */
 export const internal = (msg: string, code: ErrorCode = 'TSLINK_HOST_FAILED'): DriverError => new DriverError(msg, 500, code);
+
+/**
+ * A record the disk refused (StateWriteError) as a protocol error, so the server knows no
+ * storage errors: the store's message (it says where, and what to check), code TSLINK_STATE_FAILED.
+ */
+export const stateFailed = (e: unknown): never => {
+  throw e instanceof StateWriteError ? internal(e.message, 'TSLINK_STATE_FAILED') : e;
+};

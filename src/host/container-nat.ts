@@ -14,6 +14,8 @@ export interface ContainerNat {
   /** Queries for names under this suffix go to the container's own tailscaled (quad-100). */
   magicDns?: DnsSuffix;
   peers: readonly PeerRoute[];
+  /** The node's own WireGuard port: what tailscaled sends from it is never redirected. */
+  wireguardPort: number;
 }
 
 /** Our chains and the built-in chain each must come first in (table, built-in, ours). */
@@ -26,14 +28,16 @@ const JUMPS = [
 /** Docker's embedded resolver, which every container on a user-defined network asks. */
 const DOCKER_DNS = '127.0.0.11';
 const QUAD_100 = '100.100.100.100';
-/** What tailscaled marks its own packets with (WireGuard, disco, DNS forwarding): never redirected. */
+/**
+ * What tailscaled marks its own packets with (WireGuard, disco, DNS forwarding): never
+ * redirected, so direct paths between containers over the Docker network stay as they are.
+ */
 const TAILSCALE_BYPASS_MARK = '0x80000/0xff0000';
-/** tailscaled's WireGuard port (`--port`): peers' direct paths over the Docker network stay as they are. */
-const WIREGUARD_PORT = 41641;
 
 /**
  * The rules, as `iptables-restore --noflush` input that rewrites our chains whole and puts each
- * jump first in its built-in chain (`current`: `iptables-save` of the namespace).
+ * jump first in its built-in chain (`current`: `iptables-save` of the namespace; undefined: the
+ * jumps are in place and only the chains are written).
  *
  * - A UDP query to Docker's resolver for a name under the MagicDNS suffix goes to quad-100
  *   instead. Every other query reaches Docker's resolver as before, so Docker's names and public
@@ -45,10 +49,10 @@ const WIREGUARD_PORT = 41641;
  *   The query's source is 127.0.0.1, which the kernel routes out of `lo` only with
  *   route_localnet; the raw rule then keeps 127/8 from arriving on any other link.
  */
-export function natRestoreInput(nat: ContainerNat, current: string): string {
+export function natRestoreInput(nat: ContainerNat, current: string | undefined): string {
   const out = [
     `-A TSLINK-OUTPUT -m mark --mark ${TAILSCALE_BYPASS_MARK} -j RETURN`,
-    `-A TSLINK-OUTPUT -p udp --dport ${WIREGUARD_PORT} -j RETURN`,
+    `-A TSLINK-OUTPUT -p udp --sport ${nat.wireguardPort} -j RETURN`,
   ];
   if (nat.magicDns) {
     out.push(`-A TSLINK-OUTPUT -d ${DOCKER_DNS}/32 -p udp --dport 53 -m string --algo bm --icase --hex-string "${wireSuffixHex(nat.magicDns)}" -j DNAT --to-destination ${QUAD_100}:53`);
@@ -58,7 +62,7 @@ export function natRestoreInput(nat: ContainerNat, current: string): string {
     nat: [':TSLINK-OUTPUT - [0:0]', ':TSLINK-POSTROUTING - [0:0]', ...out, '-A TSLINK-POSTROUTING -o tailscale0 -m conntrack --ctstate DNAT -j MASQUERADE'],
     raw: [':TSLINK-PREROUTING - [0:0]', '-A TSLINK-PREROUTING ! -i lo -d 127.0.0.0/8 -j DROP'],
   };
-  for (const [table, builtin, chain] of JUMPS) byTable[table].push(...jumpFirst(current, table, builtin, chain));
+  if (current !== undefined) for (const [table, builtin, chain] of JUMPS) byTable[table].push(...jumpFirst(current, table, builtin, chain));
   return ['*raw', ...byTable.raw, 'COMMIT', '*nat', ...byTable.nat, 'COMMIT', ''].join('\n');
 }
 
@@ -81,15 +85,22 @@ function tableRules(saved: string, table: string): string[] {
 
 /**
  * Makes the rules in the container's namespace what `natRestoreInput` says. `rewrite` false (a
- * repair): writes only when a jump of ours is missing or no longer first. Answers whether it wrote.
+ * repair): writes only when a jump of ours is missing or no longer first. `chainsOnly`: the jumps
+ * are known to be in place; only our chains are rewritten (one command instead of two). Answers
+ * whether it wrote.
  */
-export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, rewrite = true): Promise<boolean> {
+export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, rewrite = true, chainsOnly = false): Promise<boolean> {
+  if (chainsOnly) {
+    await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input: natRestoreInput(nat, undefined) });
+    return true;
+  }
   const saved = await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-save']);
   if (!rewrite && JUMPS.every(([table, builtin, chain]) => jumpFirst(saved.stdout, table, builtin, chain).length === 0)) return false;
   await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input: natRestoreInput(nat, saved.stdout) });
   if (nat.magicDns) {
-    // Only in this namespace, which goes with its container.
-    await mustRun(run, 'nsenter', [`--net=${netns}`, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet']);
+    // Only in this namespace, which goes with its container. A managed plugin's /proc/sys is
+    // read-only: a proc of its own, in a mount namespace of its own, is not.
+    await mustRun(run, 'nsenter', [`--net=${netns}`, 'unshare', '--mount-proc', 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet']);
   }
   return true;
 }

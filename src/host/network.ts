@@ -2,6 +2,7 @@ import { ROUTE_PROTO, WIREGUARD_PORT } from '../config/tailnet.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { CommandError, mustRun, type Runner } from '../util/exec.js';
 import { RwGate } from '../util/rw-gate.js';
+import type { PortRange } from '../config/settings.js';
 import { CONTAINER_IF_PREFIX, HOST_IF_PREFIX, linkAlias, type EndpointHost, type NetworkHost } from './host-spec.js';
 
 export const FILTER_CHAIN = 'TSLINK-FORWARD';
@@ -39,6 +40,8 @@ interface IpRoute {
 export class IprouteHostNetwork implements HostNetwork {
   constructor(
     private readonly run: Runner,
+    /** Each container's own tailscaled port comes from here (wireguard-ports.ts); 41641 always passes. */
+    private readonly wireguardPorts: PortRange | undefined = undefined,
     private readonly writeSysctl: (path: string, value: string) => Promise<void> = (p, v) => writeFile(p, v),
     private readonly readSysctl: (path: string) => Promise<string> = (p) => readFile(p, 'utf8'),
   ) {}
@@ -179,7 +182,7 @@ export class IprouteHostNetwork implements HostNetwork {
     const filter = [
       '*filter',
       `:${FILTER_CHAIN} - [0:0]`,
-      `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -p udp --dport ${WIREGUARD_PORT} -j ACCEPT`,
+      `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -p udp -m multiport --dports ${this.wireguardDports()} -j ACCEPT`,
       `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
       `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -j DROP`,
       `-A ${FILTER_CHAIN} -i ${tsh} -j ACCEPT`,
@@ -191,6 +194,12 @@ export class IprouteHostNetwork implements HostNetwork {
     await mustRun(this.run, 'iptables-restore', ['-w', '--noflush'], { input: [...filter, ...nat].join('\n') + '\n' });
     await this.ensureJump('filter', 'FORWARD', FILTER_CHAIN);
     await this.ensureJump('nat', 'POSTROUTING', NAT_CHAIN);
+  }
+
+  /** WireGuard between containers of this host: the shared port and the containers' own. */
+  private wireguardDports(): string {
+    const r = this.wireguardPorts;
+    return r ? `${WIREGUARD_PORT},${r.first}:${r.last}` : String(WIREGUARD_PORT);
   }
 
   /**

@@ -4,11 +4,15 @@ import { parseIpv4 } from '../host/ipv4.js';
 import { localSandboxPath, type NetnsPath } from '../host/netns.js';
 import type { StateStore } from '../state/store.js';
 import { coalesce } from '../util/coalesce.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Runner } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import { shortId } from '../util/short-id.js';
 import { nodeSpec } from './node-config.js';
 import type { NodeStatus } from './status.js';
+
+/** How long a change waits for others before the network's rules are written. */
+const NAMES_SETTLE_MS = 300;
 
 interface Member {
   endpoint: string;
@@ -35,6 +39,7 @@ export class ContainerNames {
     private readonly run: Runner,
     private readonly hostDockerRun: string | undefined,
     private readonly log: Logger,
+    private readonly settleMs = NAMES_SETTLE_MS,
   ) {}
 
   /** A node's status changed: its network's rules follow when its address, suffix or presence did. */
@@ -61,8 +66,12 @@ export class ContainerNames {
 
   private schedule(network: string): void {
     let run = this.syncs.get(network);
-    if (!run) this.syncs.set(network, (run = coalesce(() => this.sync(network, true))));
-    const p = run().finally(() => this.running.delete(p));
+    // Every node of a burst changes every container's rules: waiting a moment first makes a
+    // burst of N nodes cost a few passes over the network instead of N (each is N commands).
+    if (!run) this.syncs.set(network, (run = coalesce(() => sleep(this.settleMs).then(() => this.sync(network, true)))));
+    const p = run()
+      .catch((e: Error) => this.log.error({ network: shortId(network), err: e.message }, 'container name rules failed'))
+      .finally(() => this.running.delete(p));
     this.running.add(p);
   }
 
@@ -76,7 +85,7 @@ export class ContainerNames {
       const docker = parseIpv4(ep.address);
       const tailnet = s.tailscaleIPs.map(parseIpv4).find((a) => a !== undefined);
       const magicDns = spec.magicDns && s.magicDnsSuffix ? parseDnsSuffix(s.magicDnsSuffix) : undefined;
-      return [{ endpoint: s.endpoint, netns: localSandboxPath(spec.sandboxKey, this.hostDockerRun), peer: docker && tailnet ? { docker, tailnet } : undefined, nat: { magicDns } }];
+      return [{ endpoint: s.endpoint, netns: localSandboxPath(spec.sandboxKey, this.hostDockerRun), peer: docker && tailnet ? { docker, tailnet } : undefined, nat: { magicDns, wireguardPort: spec.wireguardPort } }];
     });
   }
 
@@ -86,8 +95,11 @@ export class ContainerNames {
       const nat: ContainerNat = { ...m.nat, peers: members.flatMap((p) => (p !== m && p.peer ? [p.peer] : [])) };
       const text = JSON.stringify(nat);
       if (rewrite && this.applied.get(m.endpoint) === text) continue;
+      const prev = this.applied.get(m.endpoint);
+      // Once set up (with MagicDNS as now), a change rewrites our chains only; a repair checks the jumps.
+      const chainsOnly = rewrite && prev !== undefined && prev.includes('"magicDns"') === text.includes('"magicDns"');
       try {
-        const wrote = await syncContainerNat(this.run, m.netns, nat, rewrite || this.applied.get(m.endpoint) !== text);
+        const wrote = await syncContainerNat(this.run, m.netns, nat, rewrite || prev !== text, chainsOnly);
         this.applied.set(m.endpoint, text);
         if (wrote && !rewrite) this.log.info({ endpoint: shortId(m.endpoint) }, 'container name rules put back in front');
       } catch (e) {

@@ -1,11 +1,12 @@
 import { access, readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { waitUntil } from '../util/wait-until.js';
 import { scrubSecrets } from '../util/log.js';
 import type { NodeState } from './status.js';
 import { classifyUpFailure, loginKey, type NodeSpec } from './node-config.js';
-import { CliError, upArgs, type BackendState, type TailscaleCli, type TailscaleStatus } from './tailscale-cli.js';
+import { CliError, ROUTING_OFF, upArgs, type BackendState, type TailscaleCli, type TailscaleStatus, type UpSettings } from './tailscale-cli.js';
 
 /** In the state directory: the settings of the identity's last successful `up` (never a key). */
 const LAST_UP = 'tslink-up.json';
@@ -66,6 +67,47 @@ async function settledStatus(cli: TailscaleCli, first: TailscaleStatus): Promise
   return st;
 }
 
+/** What `up` is told from the spec (the key and re-authentication come per call). */
+function upSettings(spec: NodeSpec, timeoutSec: number): UpSettings {
+  return {
+    hostname: spec.hostname, tags: spec.tags, loginServer: spec.loginServer, timeoutSec,
+    exitNode: spec.exitNode, exitNodeAllowLanAccess: spec.exitNodeAllowLanAccess, advertiseExitNode: spec.advertiseExitNode,
+    advertiseRoutes: spec.advertiseRoutes, acceptRoutes: spec.acceptRoutes,
+  };
+}
+
+/**
+ * Whether the recorded last `up` had the wanted settings. Routing flags that are off are left out
+ * of both sides: an `up` recorded before tslink had them meant them off, and a node recovered
+ * after an upgrade must not run `up` only for flags that change nothing.
+ */
+export function sameUp(last: string | undefined, wanted: readonly string[]): boolean {
+  if (last === undefined) return false;
+  let saved: unknown;
+  try {
+    saved = JSON.parse(last);
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(saved) || !saved.every((a) => typeof a === 'string')) return false;
+  const meaningful = (args: readonly string[]): string => JSON.stringify(args.filter((a) => !ROUTING_OFF.includes(a)));
+  return meaningful(saved) === meaningful(wanted);
+}
+
+/** An exit node named, not addressed: the CLI resolves a name only against the netmap's peers. */
+const byName = (s: UpSettings): boolean => s.exitNode !== undefined && isIP(s.exitNode) === 0;
+const hasPeers = (st: TailscaleStatus): boolean => typeof st.Peer === 'object' && st.Peer !== null && Object.keys(st.Peer).length > 0;
+
+/** One `up`: undefined when it worked, the stop when it failed for good; a transient failure throws. */
+async function runUp(i: LoginInput, s: UpSettings, input?: string): Promise<LoginOutcome | undefined> {
+  const r = await i.cli.call(upArgs(s), (i.upTimeoutSec + 10) * 1000, input);
+  if (r.code === 0) return undefined;
+  const text = scrubSecrets((r.stderr || r.stdout).trim());
+  const c = classifyUpFailure(text);
+  if (c.permanent) return { kind: 'stopped', state: c.state, lastError: `tailscale up: ${text}${c.hint ? `; ${c.hint}` : ''}` };
+  throw new CliError('up', r);
+}
+
 /**
  * Brings a started tailscaled to a logged-in node with the spec's settings: `tailscale up`, with
  * the key only when the identity has no login (never to a node that has a node key: control would
@@ -75,13 +117,14 @@ async function settledStatus(cli: TailscaleCli, first: TailscaleStatus): Promise
  * costs a few status calls each). A transient failure throws (the daemon is restarted).
  */
 export async function logIn(i: LoginInput): Promise<LoginOutcome> {
-  const settings = { hostname: i.spec.hostname, tags: i.spec.tags, loginServer: i.spec.loginServer, timeoutSec: i.upTimeoutSec };
-  const wanted = JSON.stringify(upArgs(settings));
+  const settings = upSettings(i.spec, i.upTimeoutSec);
+  const wanted = upArgs(settings);
   const last = i.fresh ? undefined : await readFile(join(i.stateDir, LAST_UP), 'utf8').catch(() => undefined);
   // An identity whose state file did not exist has no login: no status call is needed to know.
   let st: TailscaleStatus = i.fresh ? { BackendState: 'NoState', HaveNodeKey: false } : await i.cli.status();
-  const mayResume = i.resume && !i.forceReauth && last === wanted && hasLogin(st);
-  if (mayResume) st = await settledStatus(i.cli, st);
+  const mayResume = i.resume && !i.forceReauth && sameUp(last, wanted) && hasLogin(st);
+  // A logged-in node knows its peers only from its first netmap, which a named exit node needs.
+  if (mayResume || (byName(settings) && !i.forceReauth && hasLogin(st))) st = await settledStatus(i.cli, st);
   if (mayResume && RESUMABLE.has(st.BackendState)) return { kind: 'resumed', status: st };
   const needsKey = i.forceReauth || !hasLogin(st);
   let input: string | undefined;
@@ -92,15 +135,14 @@ export async function logIn(i: LoginInput): Promise<LoginOutcome> {
     }
     input = `${loginKey(key, i.spec.ephemeral)}\n`;
   }
-  const r = await i.cli.call(upArgs({ ...settings, keyOnStdin: needsKey, forceReauth: i.forceReauth }), (i.upTimeoutSec + 10) * 1000, input);
-  if (r.code !== 0) {
-    const text = scrubSecrets((r.stderr || r.stdout).trim());
-    const c = classifyUpFailure(text);
-    if (c.permanent) return { kind: 'stopped', state: c.state, lastError: `tailscale up: ${text}${c.hint ? `; ${c.hint}` : ''}` };
-    throw new CliError('up', r);
-  }
+  // Without peers (a new login, another control server, no netmap yet) the CLI refuses a named
+  // exit node (ipn/prefs.go:912-915): log in without it first, then name it once the node runs.
+  const twoSteps = byName(settings) && (needsKey || !hasPeers(st));
+  const first = twoSteps ? { ...settings, exitNode: undefined, exitNodeAllowLanAccess: false } : settings;
+  let stopped = await runUp(i, { ...first, keyOnStdin: needsKey, forceReauth: i.forceReauth }, input);
+  if (!stopped && twoSteps) stopped = await runUp(i, settings);
+  if (stopped) return stopped;
   // Lost in a power cut, the next start runs `up` again: no fsync.
-  await writeFileAtomic(join(i.stateDir, LAST_UP), wanted, 0o600, { durable: false });
+  await writeFileAtomic(join(i.stateDir, LAST_UP), JSON.stringify(wanted), 0o600, { durable: false });
   return { kind: 'up', status: await i.cli.status() };
 }
-

@@ -10,6 +10,7 @@ import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
 import { blockTailnetOutsideTailscale } from '../host/container-routes.js';
 import { overriddenTags } from '../config/labels.js';
+import { overriddenRouting } from '../config/routing.js';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../util/log.js';
 import type { EndpointRecord, NetworkRecord, StateStore } from '../state/store.js';
@@ -115,6 +116,8 @@ export class NodeManager {
     if (dropped.length) {
       this.log.warn({ endpoint: shortId(ep.id), container: ep.containerName, dropped, tags: spec.tags }, 'the network sets the tags: the container\'s own tslink.tags are not used');
     }
+    const routing = ep.config ? overriddenRouting(net.config, ep.config) : [];
+    if (routing.length) this.log.warn({ endpoint: shortId(ep.id), container: ep.containerName, labels: routing }, 'the network sets these: the container\'s own labels are not used');
     const base: NodeStatus = {
       endpoint: ep.id, network: net.id, container: ep.containerId, containerName: ep.containerName,
       state: 'failed', since: new Date().toISOString(), hostname: spec.hostname, tailscaleIPs: [], restarts: 0, crashLoop: false,

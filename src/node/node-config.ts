@@ -1,4 +1,7 @@
 import { effectiveTags } from '../config/labels.js';
+import { WIREGUARD_PORT } from '../config/tailnet.js';
+import { parseWireguardPort } from '../host/wireguard-ports.js';
+import { effectiveRouting } from '../config/routing.js';
 import type { ServeRule } from '../config/serve.js';
 import type { EndpointRecord, NetworkRecord } from '../state/store.js';
 import { serveArgs } from './tailscale-cli.js';
@@ -20,10 +23,23 @@ export interface NodeSpec {
   direct: boolean;
   /** Tailnet names resolve in the container (its label, else its network's option, else on). */
   magicDns: boolean;
+  /** The exit node (the network's, else the container's): a peer's name or Tailscale address. */
+  exitNode?: string;
+  /** Only with an exit node (the network's choice, else the container's). */
+  exitNodeAllowLanAccess: boolean;
+  /** Never with an exit node (the container's label, else the network's default). */
+  advertiseExitNode: boolean;
+  /** Canonical CIDRs (the container's label, else the network's default). */
+  advertiseRoutes: string[];
+  /** The network's choice, else the container's. */
+  acceptRoutes: boolean;
+  /** tailscaled's UDP port (`--port`): the endpoint's own, or 41641 for a record without one. */
+  wireguardPort: number;
 }
 
 /**
- * Builds a node's spec from its endpoint's bound configuration; the network's tags always win.
+ * Builds a node's spec from its endpoint's bound configuration; the network's tags always win, as
+ * do its exit node, LAN access and route acceptance (effectiveRouting).
  * A node is ephemeral when its network says so or its key does (an OAuth secret's
  * `?ephemeral=true`); a plain key's own kind cannot be seen from here.
  */
@@ -45,6 +61,8 @@ export function nodeSpec(ep: EndpointRecord, net: NetworkRecord, authKey?: strin
     serve: c.serve,
     direct: c.direct,
     magicDns: c.magicDns ?? net.config.magicDns ?? true,
+    ...effectiveRouting(net.config, c),
+    wireguardPort: parseWireguardPort(ep.wireguardPort) ?? WIREGUARD_PORT,
   };
 }
 

@@ -43,6 +43,9 @@ export class StatusBook {
     this.state.tailscaleIPs = st.Self?.TailscaleIPs ?? st.TailscaleIPs ?? [];
     const t = st.CurrentTailnet;
     this.state.magicDnsSuffix = t?.MagicDNSEnabled && t.MagicDNSSuffix ? t.MagicDNSSuffix : undefined;
+    // Peers it exchanged traffic with lately; a peer with a current address is reached directly.
+    const active = Object.values(st.Peer ?? {}).filter((p) => p.Active === true);
+    this.state.peers = { direct: active.filter((p) => !!p.CurAddr).length, relayed: active.filter((p) => !p.CurAddr).length };
     if (st.Version) this.state.tailscaledVersion = st.Version;
   }
 

@@ -45,6 +45,16 @@ export interface NodeStatus {
   crashLoop: boolean;
   /** The tailnet's MagicDNS suffix, when MagicDNS is on there (names under it resolve in the container). */
   magicDnsSuffix?: string;
+  /**
+   * tailscaled's own view of the peers it exchanged traffic with lately (`Active`): over a
+   * direct path (`CurAddr` set) or relayed through DERP. Absent until the first status.
+   */
+  peers?: PeerPaths;
+}
+
+export interface PeerPaths {
+  direct: number;
+  relayed: number;
 }
 
 /** Why an endpoint has no node yet: Docker has not named its container, or its labels are invalid. */
@@ -93,7 +103,14 @@ export function parseNodeStatus(json: unknown): NodeStatus {
     restarts: typeof restarts === 'number' ? restarts : 0,
     crashLoop: f.get('crashLoop') === true,
     magicDnsSuffix: str('magicDnsSuffix'),
+    peers: peerPaths(f.get('peers')),
   };
+}
+
+function peerPaths(v: unknown): PeerPaths | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { direct, relayed } = v as Record<string, unknown>;
+  return typeof direct === 'number' && typeof relayed === 'number' ? { direct, relayed } : undefined;
 }
 
 /** `status/<endpoint>.json` under the data directory: what operators and EndpointOperInfo read. */

@@ -13,7 +13,6 @@ import type { TailscaleStatus } from './tailscale-cli.js';
 import type { NodeSpec } from './node-config.js';
 import { applyServe, drainService, servingProblem } from './serving.js';
 import { StatusBook } from './status-book.js';
-import { WIREGUARD_PORT } from '../config/tailnet.js';
 import { waitUntil } from '../util/wait-until.js';
 import { socketIsLive } from '../util/socket-probe.js';
 import { recordDaemon, stopProcesses } from './daemon-ownership.js';
@@ -157,7 +156,7 @@ export class NodeSupervisor {
       `--statedir=${this.paths.stateDir}`,
       `--socket=${this.paths.socket}`,
       '--tun=tailscale0',
-      `--port=${WIREGUARD_PORT}`,
+      `--port=${this.spec.wireguardPort}`,
     ]);
     this.child = child;
     this.startedAt = Date.now();

@@ -11,12 +11,41 @@ export interface UpSettings {
   timeoutSec: number;
   /** Log in anew (the node moves to another control server). */
   forceReauth?: boolean;
+  /** Routing (NodeSpec); absent means off. */
+  exitNode?: string;
+  exitNodeAllowLanAccess?: boolean;
+  advertiseExitNode?: boolean;
+  advertiseRoutes?: readonly string[];
+  acceptRoutes?: boolean;
 }
+
+/**
+ * Routing flags with explicit values even when off: --reset would clear them anyway, but a
+ * command that names every setting shows what the node was told (and the recorded last `up`
+ * compares them). Spellings of Tailscale 1.102 (cmd/tailscale/cli/up.go:109-120): bools as
+ * `--flag=false` (Go's flag package takes a bool's value only after `=`); an empty
+ * --exit-node or --advertise-routes means none. --exit-node-allow-lan-access=true without an
+ * exit node is an error (up.go:305-307), so it goes only with one.
+ */
+export function routingArgs(s: Pick<UpSettings, 'exitNode' | 'exitNodeAllowLanAccess' | 'advertiseExitNode' | 'advertiseRoutes' | 'acceptRoutes'>): string[] {
+  const args = [
+    `--accept-routes=${s.acceptRoutes === true}`,
+    `--advertise-exit-node=${s.advertiseExitNode === true}`,
+    `--advertise-routes=${(s.advertiseRoutes ?? []).join(',')}`,
+    `--exit-node=${s.exitNode ?? ''}`,
+  ];
+  if (s.exitNode) args.push(`--exit-node-allow-lan-access=${s.exitNodeAllowLanAccess === true}`);
+  return args;
+}
+
+/** The routing flags a node without routing gets: what an `up` recorded before issue 26 meant. */
+export const ROUTING_OFF: readonly string[] = routingArgs({});
 
 export function upArgs(s: UpSettings): string[] {
   const args = ['up', '--reset', `--hostname=${s.hostname}`, '--accept-dns=false', `--timeout=${s.timeoutSec}s`];
   // An empty --advertise-tags clears tags, which is what a tagless node wants after --reset.
   args.push(`--advertise-tags=${s.tags.join(',')}`);
+  args.push(...routingArgs(s));
   if (s.loginServer) args.push(`--login-server=${s.loginServer}`);
   if (s.forceReauth) args.push('--force-reauth');
   if (s.keyOnStdin) args.push('--auth-key=file:/dev/stdin');
@@ -58,6 +87,17 @@ export interface TailscaleStatus {
   Self?: { HostName?: string; DNSName?: string; TailscaleIPs?: string[] | null; Online?: boolean; Capabilities?: string[] | null; CapMap?: Record<string, unknown> | null };
   Health?: string[] | null;
   CurrentTailnet?: { Name?: string; MagicDNSSuffix?: string; MagicDNSEnabled?: boolean } | null;
+  /** The netmap's peers by node key; `up` resolves an exit node's name only against them (ipn/prefs.go:912-915). */
+  Peer?: Record<string, TailscalePeer> | null;
+}
+
+/** ipnstate.PeerStatus, the fields tslink reads. */
+export interface TailscalePeer {
+  DNSName?: string;
+  TailscaleIPs?: string[] | null;
+  ExitNodeOption?: boolean;
+  Active?: boolean;
+  CurAddr?: string;
 }
 
 export class CliError extends Error {

@@ -24,5 +24,7 @@ export function endpointView(ep: EndpointRecord, report: EndpointReport): Endpoi
     nextAttemptAt: node?.nextAttemptAt,
     heldBy: node?.heldBy,
     crashLoop: node?.crashLoop ?? false,
+    magicDnsSuffix: node?.magicDnsSuffix,
+    peers: node?.peers,
   };
 }

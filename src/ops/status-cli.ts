@@ -82,9 +82,10 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
     const s = Math.max(0, Math.round((now - Date.parse(since)) / 1000));
     return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
   };
-  const table = [['CONTAINER', 'HOSTNAME', 'NETWORK', 'STATE', 'TAILSCALE IP', 'SINCE', 'LAST ERROR']];
+  const table = [['CONTAINER', 'HOSTNAME', 'NETWORK', 'STATE', 'TAILSCALE IP', 'PEERS DIRECT/RELAYED', 'SINCE', 'LAST ERROR']];
   for (const e of rows) {
-    const cells = [e.containerName ?? (e.container ?? '').slice(0, 12) ?? '-', e.hostname ?? '-', e.network.slice(0, 12), e.state, e.tailscaleIPs[0] ?? '-', ago(e.since), (e.lastError ?? '').replace(/\s+/g, ' ').slice(0, 100)];
+    const paths = e.peers ? `${e.peers.direct}/${e.peers.relayed}` : '-';
+    const cells = [e.containerName ?? (e.container ?? '').slice(0, 12) ?? '-', e.hostname ?? '-', e.network.slice(0, 12), e.state, e.tailscaleIPs[0] ?? '-', paths, ago(e.since), (e.lastError ?? '').replace(/\s+/g, ' ').slice(0, 100)];
     table.push(cells.map(forTerminal));
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));

@@ -38,6 +38,8 @@ export interface EndpointRecord {
   /** Who named the container; 'join' appears only in records of tslink before 0.2 (Join-time inference, removed). */
   boundVia?: 'join' | 'snapshot' | 'event' | 'listing';
   boundAt?: string;
+  /** The UDP port of the container's tailscaled, its own on this host (absent: 41641, shared). */
+  wireguardPort?: number;
   /** The container's validated labels, or why they are invalid. */
   config?: ContainerConfig;
   configError?: string;

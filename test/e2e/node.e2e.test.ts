@@ -131,7 +131,11 @@ describe(`Tailscale nodes (test double) on Docker ${ENGINE}`, { skip }, () => {
     assert.match(ups[0]!, /--auth-key=file:/, 'the first login used a key file');
     assert.ok(ups.slice(1).every((l) => !l.includes('--auth-key')), 'a logged-in node comes back without the key');
     const daemons = argvLines('web').filter((l) => l.includes('--statedir'));
-    assert.ok(daemons.length >= 1 && daemons.every((l) => l.includes('--port=41641') && l.includes('--tun=tailscale0')), daemons.join('\n'));
+    // Its own WireGuard port from TSLINK_WIREGUARD_PORTS (default 41642-41941), the same across its restarts.
+    const ports = new Set(daemons.map((l) => /--port=(\d+)/.exec(l)?.[1]));
+    assert.ok(daemons.length >= 1 && daemons.every((l) => l.includes('--tun=tailscale0')), daemons.join('\n'));
+    assert.equal(ports.size, 1, daemons.join('\n'));
+    assert.ok([...ports].every((p) => Number(p) >= 41642 && Number(p) <= 41941), [...ports].join());
     // Nothing the plugin wrote holds the key, except the network's own record (0600).
     for (const f of walk(plugin.dataDir)) {
       const holds = readFileSync(f).includes(NET_KEY);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import {
   ENGINE, IMAGE, ROOT, clearKernelState, docker, e2eSkipReason, mustDocker, sh, startRegistry, uniq, waitFor,
 } from './harness.js';
-import { CONTROL_URL, Headscale, TAILSCALED_ENV, nodeCli, type HsNode } from './tailnet.js';
+import { BASE_DOMAIN, CONTROL_URL, Headscale, TAILSCALED_ENV, nodeCli, type HsNode } from './tailnet.js';
 import { SUPPORTED_TAILSCALE } from '../../src/config/tailscale-features.js';
 
 const skip = await e2eSkipReason();
@@ -54,13 +54,21 @@ describe(`the managed plugin with real Tailscale ${SUPPORTED_TAILSCALE} on a rea
     waitFor(`${what}: every node running`, async () => ((await Promise.all(names.map(state))).every((s) => s === 'running') ? true : undefined), 120_000, 500);
   const controlView = async (): Promise<string[]> => (await hs.nodes()).map((n) => `${n.id} ${n.givenName} ${n.ipAddresses.join(',')}`).sort();
   const v4 = (n: HsNode): string => n.ipAddresses.find((a) => a.includes('.'))!;
-  /** a reaches c over the tailnet, asked of c's own node through a's: ping from inside the container. */
+  /**
+   * a reaches c over the tailnet, asked of c's own node through a's: ping from inside the
+   * container, by address, and by name (issue 24): c's MagicDNS name resolves to its address,
+   * and its Docker name leads over the tailnet too.
+   */
   async function reaches(from: string, to: string, what: string): Promise<void> {
     const peer = await hs.nodeNamed(to.replace('mreal-', 'real-'));
-    await waitFor(`${what}: ${from} pings ${to} over the tailnet`, async () => {
-      const r = await docker('exec', from, 'ping', '-c', '1', '-W', '2', v4(peer));
-      return r.code === 0 || undefined;
-    }, 30_000, 500);
+    for (const target of [v4(peer), to]) {
+      await waitFor(`${what}: ${from} pings ${target} over the tailnet`, async () => {
+        const r = await docker('exec', from, 'ping', '-c', '1', '-W', '2', target);
+        return r.code === 0 || undefined;
+      }, 30_000, 500);
+    }
+    const name = `${peer.givenName}.${BASE_DOMAIN}`;
+    await waitFor(`${what}: ${name} resolves in ${from}`, async () => (await docker('exec', from, 'getent', 'ahostsv4', name)).stdout.startsWith(`${v4(peer)} `) || undefined, 30_000, 500);
   }
 
   before(async () => {

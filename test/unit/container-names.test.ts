@@ -26,15 +26,17 @@ async function setup() {
   /** The rules written last, per namespace. */
   const written = new Map<string, string>();
   let saves = 0;
+  const sysctls: string[] = [];
   const run: Runner = async (_cmd, args, opts) => {
     const ns = args[0]!.slice('--net='.length);
     if (args[1] === 'iptables-save') saves++;
+    if (args.join(' ').includes('route_localnet')) sysctls.push(ns);
     if (args[1] === 'iptables-restore') written.set(ns, opts?.input ?? '');
     return { code: 0, stdout: '', stderr: '' };
   };
-  const names = new ContainerNames(store, run, undefined, captureLogger().log);
+  const names = new ContainerNames(store, run, undefined, captureLogger().log, 0);
   const rulesOf = (i: number): string[] => (written.get(`/run/docker/netns/${String(i).repeat(12)}`) ?? '').split('\n').filter((l) => l.includes('DNAT'));
-  return { store, names, rulesOf, written, saves: () => saves };
+  return { store, names, rulesOf, written, saves: () => saves, sysctls };
 }
 
 describe('container name rules', () => {
@@ -88,5 +90,21 @@ describe('container name rules', () => {
     assert.equal(saves(), before);
     await names.repair();
     assert.equal(saves(), before + 1, 'a repair reads each container once');
+  });
+
+  it('a container set up once gets later changes in one command; MagicDNS arriving later gets its sysctl', async () => {
+    const { store, names, saves, sysctls } = await setup();
+    for (const i of [1, 2]) await store.putEndpoint(endpoint(i));
+    names.observe(status(1, { magicDnsSuffix: undefined }));
+    await names.settled();
+    assert.equal(saves(), 1);
+    assert.deepEqual(sysctls, []);
+    names.observe(status(2));
+    await names.settled();
+    assert.equal(saves(), 2, 'endpoint 2 is new: read first; endpoint 1 only gets its chains');
+    names.observe(status(1));
+    await names.settled();
+    assert.equal(saves(), 3, 'MagicDNS on now: the full path, with route_localnet');
+    assert.equal(sysctls.length, 2);
   });
 });

@@ -27,7 +27,7 @@ describe('a container\'s name rules', () => {
   const peers = [{ docker: ip('172.18.0.3'), tailnet: ip('100.64.0.2') }];
 
   it('sends MagicDNS queries to quad-100 and a peer\'s Docker address to its tailnet address, jumps first', () => {
-    const text = natRestoreInput({ magicDns: parseDnsSuffix('tsl.test'), peers }, DOCKER_NAT.join('\n'));
+    const text = natRestoreInput({ magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650 }, DOCKER_NAT.join('\n'));
     const lines = text.split('\n');
     assert.ok(lines.includes('-A TSLINK-OUTPUT -d 127.0.0.11/32 -p udp --dport 53 -m string --algo bm --icase --hex-string "|0374736c047465737400|" -j DNAT --to-destination 100.100.100.100:53'));
     assert.ok(lines.includes('-A TSLINK-OUTPUT -d 172.18.0.3/32 -j DNAT --to-destination 100.64.0.2'));
@@ -35,19 +35,19 @@ describe('a container\'s name rules', () => {
     // tailscaled's own packets and WireGuard between containers pass before any redirect.
     const firstDnat = lines.findIndex((l) => l.includes('DNAT'));
     assert.ok(lines.indexOf('-A TSLINK-OUTPUT -m mark --mark 0x80000/0xff0000 -j RETURN') < firstDnat);
-    assert.ok(lines.indexOf('-A TSLINK-OUTPUT -p udp --dport 41641 -j RETURN') < firstDnat);
+    assert.ok(lines.indexOf('-A TSLINK-OUTPUT -p udp --sport 41650 -j RETURN') < firstDnat, 'the node\'s own WireGuard port');
     for (const j of ['-I OUTPUT 1 -j TSLINK-OUTPUT', '-I POSTROUTING 1 -j TSLINK-POSTROUTING', '-I PREROUTING 1 -j TSLINK-PREROUTING']) assert.ok(lines.includes(j), j);
     assert.ok(lines.includes('-A TSLINK-PREROUTING ! -i lo -d 127.0.0.0/8 -j DROP'), 'route_localnet lets no 127/8 in from a link');
   });
 
   it('without MagicDNS: no DNS redirect', () => {
-    assert.ok(!natRestoreInput({ peers }, '').includes('100.100.100.100'));
+    assert.ok(!natRestoreInput({ peers, wireguardPort: 41650 }, '').includes('100.100.100.100'));
   });
 
   it('moves a jump that is no longer first, and removes duplicates', () => {
     const saved = ['*nat', '-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT', '-A OUTPUT -j TSLINK-OUTPUT', '-A POSTROUTING -j TSLINK-POSTROUTING', '-A POSTROUTING -j TSLINK-POSTROUTING', 'COMMIT',
       '*raw', '-A PREROUTING -j TSLINK-PREROUTING', 'COMMIT'].join('\n');
-    const lines = natRestoreInput({ peers: [] }, saved).split('\n');
+    const lines = natRestoreInput({ peers: [], wireguardPort: 41650 }, saved).split('\n');
     assert.deepEqual(lines.filter((l) => /^-[DI] /.test(l)), [
       '-D OUTPUT -j TSLINK-OUTPUT', '-I OUTPUT 1 -j TSLINK-OUTPUT',
       '-D POSTROUTING -j TSLINK-POSTROUTING', '-D POSTROUTING -j TSLINK-POSTROUTING', '-I POSTROUTING 1 -j TSLINK-POSTROUTING',
@@ -62,12 +62,12 @@ describe('a container\'s name rules', () => {
       calls.push({ args, opts });
       return { code: 0, stdout: args.includes('iptables-save') ? saved : '', stderr: '' };
     };
-    assert.equal(await syncContainerNat(run, NETNS, { magicDns: parseDnsSuffix('tsl.test'), peers }), true);
+    assert.equal(await syncContainerNat(run, NETNS, { magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650 }), true);
     assert.ok(calls.every((c) => c.args[0] === `--net=${NETNS}`));
     assert.ok(calls.some((c) => c.args.join(' ').includes('route_localnet')), 'MagicDNS needs 127.0.0.1 routed to tailscale0');
     saved = ['*nat', '-A OUTPUT -j TSLINK-OUTPUT', '-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT', '-A POSTROUTING -j TSLINK-POSTROUTING', 'COMMIT', '*raw', '-A PREROUTING -j TSLINK-PREROUTING', 'COMMIT'].join('\n');
     calls.length = 0;
-    assert.equal(await syncContainerNat(run, NETNS, { peers }, false), false);
+    assert.equal(await syncContainerNat(run, NETNS, { peers, wireguardPort: 41650 }, false), false);
     assert.equal(calls.length, 1, 'a repair that finds the jumps first only reads');
   });
 });

@@ -166,6 +166,10 @@ const UP_SETTINGS: UpSettings[] = [
   { hostname: 'web', tags: [], timeoutSec: 5 },
   { hostname: 'db-1', tags: ['tag:a', 'tag:b'], loginServer: 'https://hs.example.com', keyOnStdin: true, timeoutSec: 60 },
   { hostname: 'web', tags: ['tag:web'], loginServer: 'https://hs.example.com', keyOnStdin: true, timeoutSec: 60, forceReauth: true },
+  { hostname: 'router', tags: [], timeoutSec: 60, acceptRoutes: true, advertiseExitNode: true, advertiseRoutes: ['10.1.0.0/16', 'fd00:1::/64'] },
+  { hostname: 'client', tags: [], timeoutSec: 60, exitNode: 'exit-1.tail1234.ts.net', exitNodeAllowLanAccess: true },
+  { hostname: 'client', tags: [], timeoutSec: 60, exitNode: '100.64.0.1', keyOnStdin: true },
+  { hostname: 'client', tags: [], timeoutSec: 60, exitNode: 'fd7a:115c:a1e0::1', exitNodeAllowLanAccess: false },
 ];
 const SPECS: Pick<NodeSpec, 'serve' | 'service' | 'direct'>[] = [
   { serve: RULES, direct: true },
@@ -248,6 +252,10 @@ describe('the test double refuses what Tailscale refuses (no daemon needed)', ()
     await refuses(ts('serve', '--bg', '--http=99999999999999999999', '3000'), 2, 'invalid value "99999999999999999999" for flag -http: value out of range');
     await refuses(ts('serve', '--bg', '--https'), 2, 'flag needs an argument: -https');
     await refuses(ts('up', '--timeout=60'), 2, 'invalid value "60" for flag -timeout: parse error');
+    await refuses(ts('up', '--exit-node-allow-lan-access=maybe'), 2, 'invalid boolean value "maybe" for -exit-node-allow-lan-access: parse error');
+    await refuses(ts('up', '--accept-routes=yes'), 2, 'invalid boolean value "yes" for -accept-routes: parse error');
+    // A bool takes its value only after `=`: tslink writes --advertise-exit-node=false, never two words.
+    await refuses(ts('up', '--reset', '--accept-dns=false', '--timeout=5s', '--advertise-exit-node', 'false'), 1, 'too many non-flag arguments: ["false"]');
     const sd = ['--statedir=/tmp/x', '--socket=/tmp/x.sock', '--tun=t0'];
     await refuses(run(TAILSCALED, [...sd, '--port=abc']), 2, 'invalid value "abc" for flag -port: not a valid number');
     await refuses(run(TAILSCALED, [...sd, '--port=1.2.3.4:41641']), 2, 'invalid value "1.2.3.4:41641" for flag -port: expecting just a port number, without a colon');
@@ -441,6 +449,35 @@ describe('the test double refuses what Tailscale refuses (with its daemon)', { s
     assert.ok(!d.calls().some((c) => c.op === 'up'), 'nothing reached the daemon as an up');
   });
 
+  it('up checks the routing flags once the daemon answered, in the real order (issue 26)', async () => {
+    const d = await daemon();
+    // CalcAdvertiseRoutes comes before the tags (up.go:300 and :309).
+    await refuses(d.up('--hostname=web', '--advertise-routes=10.0.0.0/8, 10.1.0.0/16', '--advertise-tags=bad'), 1, '" 10.1.0.0/16" is not a valid IP address or CIDR prefix');
+    await refuses(d.up('--hostname=web', '--advertise-routes=10.0.0.1/8'), 1, '10.0.0.1/8 has non-address bits set; expected 10.0.0.0/8');
+    await refuses(d.up('--hostname=web', '--advertise-routes=fd00:1::1/64'), 1, 'fd00:1::1/64 has non-address bits set; expected fd00:1::/64');
+    await refuses(d.up('--hostname=web', '--advertise-routes=0.0.0.0/0'), 1, '0.0.0.0/0 advertised without its IPv6 counterpart, please also advertise ::/0');
+    await refuses(d.up('--hostname=web', '--advertise-routes=fd7a:115c:a1e0:b1a::/64'), 1, 'fd7a:115c:a1e0:b1a::/64 4-in-6 prefix must be at least a /96');
+    await refuses(d.up('--hostname=web', '--exit-node-allow-lan-access'), 1, '--exit-node-allow-lan-access can only be used with --exit-node');
+    await refuses(d.up('--hostname=web', '--exit-node=', '--exit-node-allow-lan-access=true'), 1, '--exit-node-allow-lan-access can only be used with --exit-node');
+    // The exit node comes after the hostname; a name needs peers, which a node without a netmap has not.
+    await refuses(d.up('--hostname=web_1', '--exit-node=exit-1'), 1, '"web_1" is not a valid DNS label: contains invalid character \'_\'');
+    await refuses(d.up('--hostname=web', '--exit-node=exit-1', `--auth-key=file:${d.keyFile}`), 1, 'cannot resolve exit node by hostname while Tailscale is starting up; please use its Tailscale IP address instead');
+    await refuses(d.up('--hostname=web', '--exit-node=auto:any'), 2, /^tailscale test double: --exit-node=auto:any \(an automatic exit node\) is outside tslink's contract/);
+    // Using and offering an exit node at once: Start refuses it with a 500.
+    await refuses(d.up('--hostname=web', '--exit-node=100.64.0.1', '--advertise-exit-node', `--auth-key=file:${d.keyFile}`), 1, '500 Internal Server Error: Cannot advertise an exit node and use an exit node at the same time.');
+    assert.ok(!d.calls().some((c) => c.op === 'up'), 'nothing reached the daemon as an up');
+    // Before Running any address is taken; the settings tslink passes, explicit off values included.
+    const ok = await d.up('--hostname=web', '--accept-routes=true', '--advertise-exit-node=false', '--advertise-routes=10.1.0.0/16,fd00:1::/64', '--exit-node=100.64.0.1', '--exit-node-allow-lan-access=false', `--auth-key=file:${d.keyFile}`);
+    assert.equal(ok.code, 0, ok.stderr);
+    const own = (await d.status()).TailscaleIPs[0]!;
+    await refuses(d.up('--hostname=web', `--exit-node=${own}`), 1, `cannot use ${own} as an exit node as it is a local IP address to this machine; did you mean --advertise-exit-node?`);
+    await refuses(d.up('--hostname=web', '--exit-node=100.64.0.1'), 1, 'no node found in netmap with IP 100.64.0.1');
+    await refuses(d.up('--hostname=web', '--exit-node=fd7a:115c:a1e0:0::1'), 1, 'no node found in netmap with IP fd7a:115c:a1e0::1');
+    await refuses(d.up('--hostname=web', '--exit-node=exit-1'), 1, 'cannot resolve exit node by hostname while Tailscale is starting up; please use its Tailscale IP address instead');
+    const cleared = await d.up('--hostname=web', '--accept-routes=false', '--advertise-exit-node=true', '--advertise-routes=', '--exit-node=');
+    assert.equal(cleared.code, 0, cleared.stderr);
+  });
+
   it('up without a key or login prints the login URL and times out with the real message', async () => {
     const d = await daemon();
     const r = await refuses(d.ts('up', '--reset', '--accept-dns=false', '--timeout=500ms', '--hostname=web'), 1, /To authenticate, visit:\n\n\t\S+\n\n/);
@@ -587,10 +624,13 @@ describe('tslink\'s node supervisor against the double: every call it makes is i
   before(() => mkdirSync(join(dir, 'run'), { recursive: true }));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const cases: [string, { hostname: string; tags: string[]; service?: string; serve: ServeRule[]; direct: boolean }][] = [
+  type Case = { hostname: string; tags: string[]; service?: string; serve: ServeRule[]; direct: boolean } & Partial<Pick<NodeSpec, 'exitNode' | 'exitNodeAllowLanAccess' | 'advertiseExitNode' | 'advertiseRoutes' | 'acceptRoutes'>>;
+  const cases: [string, Case][] = [
     ['a Service backend with every serve option', { hostname: 'svc1', tags: ['tag:svc'], service: 'svc:web', serve: RULES, direct: true }],
     ['a tun Service backend', { hostname: 'vpn1', tags: ['tag:vpn'], service: 'svc:vpn', serve: [TUN_RULE], direct: false }],
     ['a plain node', { hostname: 'plain', tags: [], serve: [], direct: true }],
+    ['a subnet router and exit node', { hostname: 'router', tags: [], serve: [], direct: true, acceptRoutes: true, advertiseExitNode: true, advertiseRoutes: ['10.1.0.0/16', 'fd00:1::/64'] }],
+    ['a node using an exit node by address', { hostname: 'client', tags: [], serve: [], direct: true, exitNode: '100.64.0.1', exitNodeAllowLanAccess: true }],
   ];
   for (const [name, spec] of cases) {
     it(`${name}: starts, runs, drains, logs out and stops through the double`, async () => {
@@ -610,7 +650,7 @@ describe('tslink\'s node supervisor against the double: every call it makes is i
         log,
         options: { pollMs: 60_000, drainWaitMs: 10, stopGraceMs: 2000, upTimeoutSec: 10 },
       } as unknown as SupervisorDeps;
-      const full = { endpointId: 'e'.repeat(64), networkId: 'n'.repeat(64), sandboxKey: '/run/docker/netns/x', ephemeral: false, ...spec } as unknown as NodeSpec;
+      const full = { endpointId: 'e'.repeat(64), networkId: 'n'.repeat(64), sandboxKey: '/run/docker/netns/x', ephemeral: false, wireguardPort: 41641, ...spec } as unknown as NodeSpec;
       const sup = new NodeSupervisor(full, paths, deps);
       try {
         sup.start();

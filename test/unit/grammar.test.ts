@@ -70,8 +70,8 @@ const rule = (port: number, proto: Proto, targetPort = port, extra: Partial<Serv
 const HOST_RULE = 'use a DNS label of 1-63 letters, digits and hyphens, not starting or ending with a hyphen, e.g. web-1';
 const TAGS_RULE = 'write comma-separated tag:<name> items, each name a letter followed by letters, digits or hyphens, e.g. tag:web,tag:prod';
 const SVC_RULE = 'write svc:<name>, the name 1-63 letters, digits and hyphens, not starting or ending with a hyphen, e.g. svc:web';
-const LABELS_LIST = 'the tslink labels are tslink.hostname, tslink.tags, tslink.service, tslink.serve.<port>, tslink.direct, tslink.magicdns';
-const OPTIONS_LIST = 'the tslink options are tslink.authkey, tslink.tags, tslink.loginserver, tslink.ephemeral, tslink.image-labels, tslink.magicdns (and com.docker.network.driver.mtu)';
+const LABELS_LIST = 'the tslink labels are tslink.hostname, tslink.tags, tslink.service, tslink.serve.<port>, tslink.direct, tslink.magicdns, tslink.exit-node, tslink.exit-node-allow-lan-access, tslink.advertise-exit-node, tslink.advertise-routes, tslink.accept-routes';
+const OPTIONS_LIST = 'the tslink options are tslink.authkey, tslink.tags, tslink.loginserver, tslink.ephemeral, tslink.image-labels, tslink.magicdns, tslink.exit-node, tslink.exit-node-allow-lan-access, tslink.advertise-exit-node, tslink.advertise-routes, tslink.accept-routes (and com.docker.network.driver.mtu)';
 const LOOPBACK = "the target must be on the container's loopback: localhost or 127.0.0.1 (or another 127.x.x.x address)";
 const IPV6 = "Tailscale's serve cannot reach an IPv6 target (it drops the brackets and dials ::1:<port>, which fails); make the app listen on 127.0.0.1 and give 127.0.0.1:<port>";
 const OPTIONS_HELP = 'the options are proxy-protocol=1|2 (tcp, tls-terminated-tcp) and accept-app-caps=<cap>[,<cap>] (http, https), joined by &';
@@ -312,7 +312,7 @@ describe('container labels: errors', () => {
     assert.equal(labelError('tslink.funnel', 'true'), `tslink: unknown label tslink.funnel; ${LABELS_LIST}`);
     assert.equal(labelError('tslink.serve', 'https'), `tslink: unknown label tslink.serve (did you mean tslink.serve.<port>?); ${LABELS_LIST}`);
     assert.equal(labelError('tslink.a b', 'x'), `tslink: unknown label "tslink.a b"; ${LABELS_LIST}`);
-    assert.deepEqual(KNOWN_LABELS, ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct', 'tslink.magicdns']);
+    assert.deepEqual(KNOWN_LABELS, ['tslink.hostname', 'tslink.tags', 'tslink.service', 'tslink.serve.<port>', 'tslink.direct', 'tslink.magicdns', 'tslink.exit-node', 'tslink.exit-node-allow-lan-access', 'tslink.advertise-exit-node', 'tslink.advertise-routes', 'tslink.accept-routes']);
   });
 
   it('never quotes the value of an unknown label (it may be a misplaced key)', () => {
@@ -560,7 +560,7 @@ describe('network options', () => {
     assert.deepEqual(networkErrors({ 'tslink.autkey': KEY }), [`tslink: unknown option tslink.autkey (did you mean tslink.authkey?); ${OPTIONS_LIST}`]);
     assert.deepEqual(networkErrors({ 'tslink.mtu': '1400' }), [`tslink: unknown option tslink.mtu; ${OPTIONS_LIST}`]);
     assert.deepEqual(networkErrors({ [`tslink.authkey:${KEY}`]: '' }), [`tslink: unknown option "tslink.authkey:tskey-(hidden)"; ${OPTIONS_LIST}`]);
-    assert.deepEqual(KNOWN_NETWORK_OPTIONS, ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels', 'tslink.magicdns']);
+    assert.deepEqual(KNOWN_NETWORK_OPTIONS, ['tslink.authkey', 'tslink.tags', 'tslink.loginserver', 'tslink.ephemeral', 'tslink.image-labels', 'tslink.magicdns', 'tslink.exit-node', 'tslink.exit-node-allow-lan-access', 'tslink.advertise-exit-node', 'tslink.advertise-routes', 'tslink.accept-routes']);
   });
 
   it('hides the auth key even where another option repeats it', () => {
@@ -598,7 +598,16 @@ describe('plugin settings', () => {
       drainWaitMs: 2_000,
       statusPollMs: 30_000,
       tailscaledEnv: {},
+      wireguardPorts: { first: 41642, last: 41941 },
     });
+  });
+
+  it('TSLINK_WIREGUARD_PORTS: a range of at most 10,000 ports above 1023 without 41641, or off', () => {
+    assert.deepEqual(settingsOf({ TSLINK_WIREGUARD_PORTS: ' 50000-50099 ' }).wireguardPorts, { first: 50000, last: 50099 });
+    assert.equal(settingsOf({ TSLINK_WIREGUARD_PORTS: 'off' }).wireguardPorts, undefined);
+    for (const bad of ['41600-41700', '1000-2000', '50000-40000', '20000-40000', '50000', '50000-70000', '5e4-50010', '-1-5']) {
+      assert.equal(settingsErrors({ TSLINK_WIREGUARD_PORTS: bad }).length, 1, bad);
+    }
   });
 
   it('TSLINK_TAILSCALED_ENV lets through only Tailscale debug and disable knobs, never a key', () => {
@@ -636,6 +645,7 @@ describe('plugin settings', () => {
         TSLINK_CRASH_COOLDOWN_MS: '1500',
         TSLINK_DRAIN_WAIT_MS: '1000',
         TSLINK_STATUS_POLL_MS: '5000',
+        TSLINK_WIREGUARD_PORTS: 'off',
         UNRELATED: 'x',
       }),
       {

@@ -32,9 +32,9 @@ describe('host network', () => {
   it('turns forwarding on only when off, and says how when it cannot', async () => {
     const { run } = scripted([[/-C /, { code: 0 }]]);
     const writes: string[] = [];
-    await new IprouteHostNetwork(run, async (p) => void writes.push(p), async () => '0\n').syncRules([net]);
+    await new IprouteHostNetwork(run, undefined, async (p) => void writes.push(p), async () => '0\n').syncRules([net]);
     assert.deepEqual(writes, ['/proc/sys/net/ipv4/ip_forward']);
-    const ro = new IprouteHostNetwork(run, async () => { throw new Error('EROFS: read-only file system'); }, async () => '0\n');
+    const ro = new IprouteHostNetwork(run, undefined, async () => { throw new Error('EROFS: read-only file system'); }, async () => '0\n');
     await assert.rejects(ro.syncRules([net]), /sysctl -w net\.ipv4\.ip_forward=1/);
   });
 
@@ -50,7 +50,7 @@ describe('host network', () => {
   it('makes the endpoint with one idempotent ip batch, without any sysctl', async () => {
     const { run, calls } = scripted([]);
     const sysctls: [string, string][] = [];
-    const host = new IprouteHostNetwork(run, async (p, v) => void sysctls.push([p, v]), async () => '1\n');
+    const host = new IprouteHostNetwork(run, undefined, async (p, v) => void sysctls.push([p, v]), async () => '1\n');
     await host.setUpEndpoint(net, ep);
     assert.equal(calls.length, 1);
     assert.deepEqual(calls[0]?.args, ['-force', '-batch', '-']);
@@ -63,9 +63,9 @@ describe('host network', () => {
 
   it('accepts an existing link on a repeated Join, and fails on anything else', async () => {
     const again = scripted([[/^ip -force -batch/, { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:1\n' }]]);
-    await new IprouteHostNetwork(again.run, async () => undefined).setUpEndpoint(net, ep);
+    await new IprouteHostNetwork(again.run, undefined, async () => undefined).setUpEndpoint(net, ep);
     const broken = scripted([[/^ip -force -batch/, { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:1\nError: Nexthop has invalid gateway.\nCommand failed -:5\n' }]]);
-    await assert.rejects(new IprouteHostNetwork(broken.run, async () => undefined).setUpEndpoint(net, ep), /Nexthop has invalid gateway/);
+    await assert.rejects(new IprouteHostNetwork(broken.run, undefined, async () => undefined).setUpEndpoint(net, ep), /Nexthop has invalid gateway/);
   });
 
   it("removes only links that carry the endpoint's alias, many in one ip call", async () => {
@@ -77,7 +77,7 @@ describe('host network', () => {
       { ifname: stranger.hostIf, ifalias: `tslink:${'9'.repeat(64)}` }, // same name, another endpoint's link
     ];
     const { run, calls } = scripted([[/^ip -json link show/, { stdout: JSON.stringify(links) }]]);
-    await new IprouteHostNetwork(run, async () => undefined).tearDownEndpoints([ep, other, stranger]);
+    await new IprouteHostNetwork(run, undefined, async () => undefined).tearDownEndpoints([ep, other, stranger]);
     const batches = calls.filter((c) => c.args[1] === '-batch');
     assert.equal(batches.length, 1);
     assert.equal(batches[0]!.input, `link del dev ${ep.hostIf}\nlink del dev ${other.hostIf}\n`);
@@ -86,9 +86,9 @@ describe('host network', () => {
   it('treats a link that is already gone as torn down, and other failures as failures', async () => {
     const listed = [[/^ip -json link show/, { stdout: JSON.stringify([{ ifname: ep.hostIf, ifalias: `tslink:${ep.id}` }]) }]] as [RegExp, { stdout: string }][];
     const gone = scripted([...listed, [/^ip -force -batch/, { code: 1, stderr: 'Cannot find device "tsh1234567890ab"\nCommand failed -:1' }]]);
-    await new IprouteHostNetwork(gone.run, async () => undefined).tearDownEndpoints([ep]);
+    await new IprouteHostNetwork(gone.run, undefined, async () => undefined).tearDownEndpoints([ep]);
     const broken = scripted([...listed, [/^ip -force -batch/, { code: 2, stderr: 'RTNETLINK answers: Operation not permitted' }]]);
-    await assert.rejects(new IprouteHostNetwork(broken.run, async () => undefined).tearDownEndpoints([ep]), /Operation not permitted/);
+    await assert.rejects(new IprouteHostNetwork(broken.run, undefined, async () => undefined).tearDownEndpoints([ep]), /Operation not permitted/);
   });
 
   it('undoes a half-made endpoint when its setup fails midway', async () => {
@@ -96,20 +96,20 @@ describe('host network', () => {
       [/^ip -force -batch/, { code: 1, stderr: 'Error: Nexthop has invalid gateway.\nCommand failed -:5\n' }],
       [/^ip -json link show/, { stdout: JSON.stringify([{ ifname: ep.hostIf, ifalias: `tslink:${ep.id}` }]) }],
     ]);
-    await assert.rejects(new IprouteHostNetwork(run, async () => undefined).setUpEndpoint(net, ep));
+    await assert.rejects(new IprouteHostNetwork(run, undefined, async () => undefined).setUpEndpoint(net, ep));
     assert.ok(calls.some((c) => c.input === `link del dev ${ep.hostIf}\n`), 'the link it made is removed');
   });
 
   it('rewrites its chains whole, jumps once, and removes everything with the last network', async () => {
     const { run, calls } = scripted([[/-C FORWARD/, { code: 1 }], [/-C POSTROUTING/, { code: 0 }], [/ -D /, { code: 1 }]]);
     const writes: string[] = [];
-    const host = new IprouteHostNetwork(run, async (p) => void writes.push(p), async () => '1\n');
+    const host = new IprouteHostNetwork(run, undefined, async (p) => void writes.push(p), async () => '1\n');
     await host.syncRules([net]);
     assert.deepEqual(writes, [], 'forwarding already on: nothing written');
     const restore = calls.find((c) => c.cmd === 'iptables-restore');
     assert.deepEqual(restore?.args, ['-w', '--noflush']);
     assert.match(restore?.input ?? '', /:TSLINK-FORWARD - \[0:0\]/);
-    assert.match(restore?.input ?? '', /-i tsh\+ -o tsh\+ -p udp --dport 41641 -j ACCEPT/);
+    assert.match(restore?.input ?? '', /-i tsh\+ -o tsh\+ -p udp -m multiport --dports 41641 -j ACCEPT/);
     assert.match(restore?.input ?? '', /-s 10\.9\.0\.0\/24 ! -o tsh\+ -m comment --comment tslink:ffffffffffff -j MASQUERADE/);
     assert.ok(calls.some((c) => c.args.join(' ') === '-w -t filter -I FORWARD 1 -j TSLINK-FORWARD'));
     assert.ok(!calls.some((c) => c.args.join(' ') === '-w -t nat -I POSTROUTING 1 -j TSLINK-POSTROUTING'));
@@ -118,6 +118,12 @@ describe('host network', () => {
     const lines = calls.map((c) => `${c.cmd} ${c.args.join(' ')}`);
     assert.ok(lines.includes('iptables -w -t filter -X TSLINK-FORWARD'));
     assert.ok(lines.includes('iptables -w -t nat -X TSLINK-POSTROUTING'));
+  });
+
+  it('lets WireGuard between containers pass on the shared port and on the containers\' own ports', async () => {
+    const { run, calls } = scripted([]);
+    await new IprouteHostNetwork(run, { first: 41642, last: 41941 }, async () => undefined, async () => '1\n').syncRules([net]);
+    assert.match(calls.find((c) => c.cmd === 'iptables-restore')?.input ?? '', /-i tsh\+ -o tsh\+ -p udp -m multiport --dports 41641,41642:41941 -j ACCEPT/);
   });
 
   it('changes one network\'s rule alone after the first sync, and rewrites whole when that fails', async () => {
@@ -129,7 +135,7 @@ describe('host network', () => {
       const incremental = cmd === 'iptables-restore' && !opts?.input?.includes(':TSLINK');
       return { code: incremental && failIncremental ? 1 : 0, stdout: '', stderr: incremental && failIncremental ? 'iptables-restore: line 2 failed' : '' };
     };
-    const host = new IprouteHostNetwork(run, async () => undefined, async () => '1\n');
+    const host = new IprouteHostNetwork(run, undefined, async () => undefined, async () => '1\n');
     await host.syncRules([net]);
     calls.length = 0;
     await host.syncRules([net, other]);
@@ -155,7 +161,7 @@ describe('host network', () => {
       calls.push({ cmd, args: [...args], input: opts?.input });
       return { code: 0, stdout: '', stderr: '' };
     };
-    const host = new IprouteHostNetwork(run, async () => undefined, async () => '1\n');
+    const host = new IprouteHostNetwork(run, undefined, async () => undefined, async () => '1\n');
     await host.syncRules([net]);
     calls.length = 0;
     // `net` went, `other` came: the add-only sync adds `other` and deletes nothing.
@@ -189,7 +195,7 @@ describe('host network', () => {
       }
       return { code: 0, stdout: '', stderr: '' };
     };
-    const host = new IprouteHostNetwork(run, async () => undefined, async () => '1\n');
+    const host = new IprouteHostNetwork(run, undefined, async () => undefined, async () => '1\n');
     let nets = [net, other];
     await host.syncRules(() => nets);
     log.length = 0;
@@ -222,7 +228,7 @@ describe('host network', () => {
       [/^ip -json link show/, { stdout: JSON.stringify([{ ifname: 'eth0' }, { ifname: 'tsh1234567890ab' }, { ifname: 'tshdeadbeef000' }]) }],
       [/^ip -json route show proto 211/, { stdout: JSON.stringify([{ dst: '10.9.0.5' }, { dst: '10.9.0.77' }]) }],
     ]);
-    const r = await new IprouteHostNetwork(run, async () => undefined).sweep([ep]);
+    const r = await new IprouteHostNetwork(run, undefined, async () => undefined).sweep([ep]);
     assert.deepEqual(r, { removedLinks: ['tshdeadbeef000'], removedRoutes: ['10.9.0.77'] });
     assert.ok(!calls.some((c) => c.args.includes('eth0') || c.input?.includes('eth0')));
   });

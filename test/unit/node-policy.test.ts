@@ -56,10 +56,11 @@ describe('identity locks', () => {
 
 describe('tailscale CLI arguments', () => {
   it('always passes the full set with --reset, DNS off, a timeout, and the key only as a file', () => {
+    const off = ['--accept-routes=false', '--advertise-exit-node=false', '--advertise-routes=', '--exit-node='];
     assert.deepEqual(upArgs({ hostname: 'web', tags: ['tag:web', 'tag:x'], loginServer: 'https://hs.example', keyOnStdin: true, timeoutSec: 60 }), [
-      'up', '--reset', '--hostname=web', '--accept-dns=false', '--timeout=60s', '--advertise-tags=tag:web,tag:x', '--login-server=https://hs.example', '--auth-key=file:/dev/stdin',
+      'up', '--reset', '--hostname=web', '--accept-dns=false', '--timeout=60s', '--advertise-tags=tag:web,tag:x', ...off, '--login-server=https://hs.example', '--auth-key=file:/dev/stdin',
     ]);
-    assert.deepEqual(upArgs({ hostname: 'a', tags: [], timeoutSec: 5 }), ['up', '--reset', '--hostname=a', '--accept-dns=false', '--timeout=5s', '--advertise-tags=']);
+    assert.deepEqual(upArgs({ hostname: 'a', tags: [], timeoutSec: 5 }), ['up', '--reset', '--hostname=a', '--accept-dns=false', '--timeout=5s', '--advertise-tags=', ...off]);
   });
 
   it('maps each serve rule to one serve command, node or Service', () => {

@@ -12,4 +12,15 @@ describe('tslink status', () => {
     assert.doesNotMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'only line breaks remain');
     assert.match(out, /boom \[2J \]0;pwned /, 'the text itself stays readable');
   });
+
+  it('shows each node\'s direct and relayed peers as tailscaled sees them (issue 25)', () => {
+    const base = { network: 'n'.repeat(64), state: 'running' as const, since: new Date().toISOString(), tailscaleIPs: ['100.64.0.1'], restarts: 0, crashLoop: false };
+    const out = formatStatus({
+      source: 'status files',
+      endpoints: [{ ...base, endpoint: 'a'.repeat(64), hostname: 'web', peers: { direct: 9, relayed: 1 } }, { ...base, endpoint: 'b'.repeat(64), hostname: 'db' }],
+    });
+    assert.match(out, /PEERS DIRECT\/RELAYED/);
+    assert.match(out.split('\n').find((l) => l.includes('web')) ?? '', / 9\/1 /);
+    assert.match(out.split('\n').find((l) => l.includes(' db ')) ?? '', / - /, 'not known yet');
+  });
 });
