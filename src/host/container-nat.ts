@@ -1,4 +1,6 @@
 import { mustRun, type Runner } from '../util/exec.js';
+import type { PortRange } from '../config/settings.js';
+import { WIREGUARD_PORT } from '../config/tailnet.js';
 import { wireSuffixHex, type DnsSuffix } from './dns-name.js';
 import type { Ipv4Address } from './ipv4.js';
 import type { NetnsPath } from './netns.js';
@@ -16,6 +18,8 @@ export interface ContainerNat {
   peers: readonly PeerRoute[];
   /** The node's own WireGuard port: what tailscaled sends from it is never redirected. */
   wireguardPort: number;
+  /** The range the containers' ports come from: WireGuard to a peer's port is never redirected either. */
+  wireguardPorts?: PortRange;
 }
 
 /** Our chains and the built-in chain each must come first in (table, built-in, ours). */
@@ -53,6 +57,7 @@ export function natRestoreInput(nat: ContainerNat, current: string | undefined):
   const out = [
     `-A TSLINK-OUTPUT -m mark --mark ${TAILSCALE_BYPASS_MARK} -j RETURN`,
     `-A TSLINK-OUTPUT -p udp --sport ${nat.wireguardPort} -j RETURN`,
+    `-A TSLINK-OUTPUT -p udp -m multiport --dports ${WIREGUARD_PORT}${nat.wireguardPorts ? `,${nat.wireguardPorts.first}:${nat.wireguardPorts.last}` : ''} -j RETURN`,
   ];
   if (nat.magicDns) {
     out.push(`-A TSLINK-OUTPUT -d ${DOCKER_DNS}/32 -p udp --dport 53 -m string --algo bm --icase --hex-string "${wireSuffixHex(nat.magicDns)}" -j DNAT --to-destination ${QUAD_100}:53`);

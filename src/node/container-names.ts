@@ -3,6 +3,7 @@ import { parseDnsSuffix } from '../host/dns-name.js';
 import { parseIpv4 } from '../host/ipv4.js';
 import { localSandboxPath, type NetnsPath } from '../host/netns.js';
 import type { StateStore } from '../state/store.js';
+import type { PortRange } from '../config/settings.js';
 import { coalesce } from '../util/coalesce.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Runner } from '../util/exec.js';
@@ -40,6 +41,7 @@ export class ContainerNames {
     private readonly hostDockerRun: string | undefined,
     private readonly log: Logger,
     private readonly settleMs = NAMES_SETTLE_MS,
+    private readonly wireguardPorts?: PortRange,
   ) {}
 
   /** A node's status changed: its network's rules follow when its address, suffix or presence did. */
@@ -85,7 +87,7 @@ export class ContainerNames {
       const docker = parseIpv4(ep.address);
       const tailnet = s.tailscaleIPs.map(parseIpv4).find((a) => a !== undefined);
       const magicDns = spec.magicDns && s.magicDnsSuffix ? parseDnsSuffix(s.magicDnsSuffix) : undefined;
-      return [{ endpoint: s.endpoint, netns: localSandboxPath(spec.sandboxKey, this.hostDockerRun), peer: docker && tailnet ? { docker, tailnet } : undefined, nat: { magicDns, wireguardPort: spec.wireguardPort } }];
+      return [{ endpoint: s.endpoint, netns: localSandboxPath(spec.sandboxKey, this.hostDockerRun), peer: docker && tailnet ? { docker, tailnet } : undefined, nat: { magicDns, wireguardPort: spec.wireguardPort, wireguardPorts: this.wireguardPorts } }];
     });
   }
 

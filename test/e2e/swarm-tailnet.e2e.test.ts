@@ -2,8 +2,7 @@
  * A swarm service on a real tailnet (issue 21): the 3-node test bed with the plugin bundling the
  * real Tailscale, headscale reachable from every node as an internet host would be, and a
  * service whose tasks, one per node, are nodes in control and reach each other over the tailnet.
- * Node 3 sits behind a home router's NAT (issue 25): with 10 tasks on node 1 and 10 on node 3,
- * every cross-host pair must find a direct path, not a relay, as `tailscale ping` reports it.
+ * Node 3 sits behind a home router's NAT (issue 25), as hosts on different LANs do.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER, ENGINE, IMAGE, ROOT, e2eSkipReason, sh, waitFor } from './harness.js';
-import { CONTROL_URL, CTL_ADDR, CTL_NAMESPACE, Headscale, REAL_TS_DIR, TAILSCALED_ENV, type HsNode } from './tailnet.js';
+import { CONTROL_URL, CTL_ADDR, CTL_NAMESPACE, Headscale, TAILSCALED_ENV, type HsNode } from './tailnet.js';
 import { SUPPORTED_TAILSCALE } from '../../src/config/tailscale-features.js';
 
 const skip = await e2eSkipReason();
@@ -34,7 +33,7 @@ async function must(cmd: string, args: string[]): Promise<void> {
 }
 
 /** What node N's plugin reports for its endpoints. */
-function statuses(n: NodeNo): { container?: string; endpoint?: string; state?: string; lastError?: string; peers?: { direct: number; relayed: number } }[] {
+function statuses(n: NodeNo): { container?: string; state?: string; lastError?: string }[] {
   const dir = join(BASE, `n${n}`, 'plugins/tailscale/status');
   if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { container?: string; state?: string });
@@ -115,43 +114,4 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
     await waitFor('realnet removable', async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, 'n1', 'docker.sock')}`, 'network', 'rm', 'realnet'])).code === 0 || undefined), 60_000, 1000);
   });
 
-  it('10 tasks on node 1 and 10 behind the NAT on node 3: every cross-host pair connects directly within 10 s (tailscale ping)', async () => {
-    const key = await hs.key({ reusable: true });
-    for (const n of NODES) await on(n, 'network', 'create', '--config-only', '-o', `tslink.authkey=${key.key}`, '-o', `tslink.loginserver=${CONTROL_URL}`, 'dpconf');
-    await on(1, 'network', 'create', '-d', 'tslink:latest', '--scope', 'swarm', '--config-from', 'dpconf', 'dpnet');
-    await on(1, 'service', 'create', '-d', '--name', 'dp', '--replicas', '20', '--replicas-max-per-node', '10', '--constraint', 'node.hostname!=tsw-n2',
-      '--network', 'dpnet', '--stop-grace-period', '1s', '--container-label', 'tslink.hostname=dp-{{.Task.Slot}}', IMAGE, 'sleep', '3600');
-    const running = (n: NodeNo): { endpoint: string }[] => statuses(n).filter((s) => s.state === 'running' && s.endpoint).map((s) => ({ endpoint: s.endpoint! }));
-    await waitFor('10 dp nodes running on node 1 and 10 on node 3', async () => (running(1).length >= 10 && running(3).length >= 10) || undefined, 180_000, 1000);
-    const v4 = (n: HsNode): string => n.ipAddresses.find((a) => a.includes('.'))!;
-    const dp = (await hs.nodes()).filter((n) => /^dp-\d+$/.test(n.givenName));
-    const ipOf = new Map(dp.map((n) => [v4(n), n.givenName]));
-    const cli = (n: NodeNo, endpoint: string, args: string[]) =>
-      sh(join(REAL_TS_DIR, 'tailscale'), [`--socket=${join(BASE, `n${n}`, 'plugins/tailscale/run', endpoint.slice(0, 12), 'tailscaled.sock')}`, ...args], { timeoutMs: 30_000 });
-    const selfIp = async (n: NodeNo, endpoint: string): Promise<string> => (await cli(n, endpoint, ['ip', '-4'])).stdout.trim();
-    const from = await Promise.all(running(1).map(async (e) => ({ ...e, ip: await selfIp(1, e.endpoint) })));
-    const to = await Promise.all(running(3).map(async (e) => ({ ...e, ip: await selfIp(3, e.endpoint) })));
-    assert.ok([...from, ...to].every((e) => ipOf.has(e.ip)), 'every node is in control');
-    // One source at a time per node 1 container, all sources at once: each ping stops at the first direct pong.
-    const results = await Promise.all(from.map(async (a) => {
-      const out: { pair: string; ms: number; last: string }[] = [];
-      for (const b of to) {
-        const t0 = Date.now();
-        const r = await cli(1, a.endpoint, ['ping', '-c', '20', '--timeout', '1s', b.ip]);
-        const last = r.stdout.trim().split('\n').filter((l) => l.startsWith('pong')).pop() ?? r.stdout.trim().split('\n').pop() ?? '';
-        out.push({ pair: `${ipOf.get(a.ip)} → ${ipOf.get(b.ip)}`, ms: Date.now() - t0, last });
-      }
-      return out;
-    }));
-    const pairs = results.flat();
-    const relayed = pairs.filter((p) => !/ via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `) || p.ms > 10_000);
-    process.stdout.write(`# direct paths: ${pairs.length - relayed.length} of ${pairs.length} pairs; slowest ${Math.max(...pairs.map((p) => p.ms))} ms\n`);
-    assert.equal(pairs.length, 100);
-    assert.deepEqual(relayed.map((p) => `${p.pair}: ${p.last} (${p.ms} ms)`), [], 'every pair direct within 10 s');
-    // tailscaled's own view, in the node's status: its active peers are direct.
-    const seen = await waitFor('a node 1 status counting its direct peers', async () => statuses(1).find((s) => (s.peers?.direct ?? 0) >= 10), 30_000, 1000);
-    assert.equal(seen.peers?.relayed, 0);
-    await on(1, 'service', 'rm', 'dp');
-    await waitFor('dpnet removable', async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, 'n1', 'docker.sock')}`, 'network', 'rm', 'dpnet'])).code === 0 || undefined), 60_000, 1000);
-  });
 });

@@ -27,7 +27,7 @@ describe('a container\'s name rules', () => {
   const peers = [{ docker: ip('172.18.0.3'), tailnet: ip('100.64.0.2') }];
 
   it('sends MagicDNS queries to quad-100 and a peer\'s Docker address to its tailnet address, jumps first', () => {
-    const text = natRestoreInput({ magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650 }, DOCKER_NAT.join('\n'));
+    const text = natRestoreInput({ magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650, wireguardPorts: { first: 41642, last: 41941 } }, DOCKER_NAT.join('\n'));
     const lines = text.split('\n');
     assert.ok(lines.includes('-A TSLINK-OUTPUT -d 127.0.0.11/32 -p udp --dport 53 -m string --algo bm --icase --hex-string "|0374736c047465737400|" -j DNAT --to-destination 100.100.100.100:53'));
     assert.ok(lines.includes('-A TSLINK-OUTPUT -d 172.18.0.3/32 -j DNAT --to-destination 100.64.0.2'));
@@ -36,6 +36,7 @@ describe('a container\'s name rules', () => {
     const firstDnat = lines.findIndex((l) => l.includes('DNAT'));
     assert.ok(lines.indexOf('-A TSLINK-OUTPUT -m mark --mark 0x80000/0xff0000 -j RETURN') < firstDnat);
     assert.ok(lines.indexOf('-A TSLINK-OUTPUT -p udp --sport 41650 -j RETURN') < firstDnat, 'the node\'s own WireGuard port');
+    assert.ok(lines.indexOf('-A TSLINK-OUTPUT -p udp -m multiport --dports 41641,41642:41941 -j RETURN') < firstDnat, 'a peer\'s WireGuard port');
     for (const j of ['-I OUTPUT 1 -j TSLINK-OUTPUT', '-I POSTROUTING 1 -j TSLINK-POSTROUTING', '-I PREROUTING 1 -j TSLINK-PREROUTING']) assert.ok(lines.includes(j), j);
     assert.ok(lines.includes('-A TSLINK-PREROUTING ! -i lo -d 127.0.0.0/8 -j DROP'), 'route_localnet lets no 127/8 in from a link');
   });
