@@ -10,7 +10,7 @@ import { ROUTING_KEYS, ROUTING_PARSERS, type Routing, containerRoutingProblems, 
 import { type ServeRule, parseServeRule } from './serve.js';
 import { FEATURE_SINCE, SUPPORTED_TAILSCALE, atLeast, type Feature } from './tailscale-features.js';
 import { expandTemplate, swarmTask, taskHostname } from './swarm-task.js';
-import { DNS_LABEL_RULE, LABEL_PREFIX, dnsLabelProblem, parseBool, parsePort, reportedTags, valueLengthProblem } from './values.js';
+import { DNS_LABEL_RULE, LABEL_PREFIX, boolParser, dnsLabelProblem, parsePort, reportedTags, valueLengthProblem } from './values.js';
 /** The routing labels given (see routing.ts); absent in configurations stored before issue 26. */
 export interface ContainerConfig extends Routing {
   hostname: string;
@@ -87,16 +87,8 @@ const LABELS: Record<string, LabelParser> = {
     if (problem) report(`not a Service name: ${problem}; write svc:<name>, the name ${DNS_LABEL_RULE}, e.g. svc:web`);
     else draft.service = v.toLowerCase();
   },
-  'tslink.direct': (value, draft, report) => {
-    const b = parseBool(value);
-    if (b === undefined) report('must be true or false');
-    else draft.direct = b;
-  },
-  'tslink.magicdns': (value, draft, report) => {
-    const b = parseBool(value);
-    if (b === undefined) report('must be true (tailnet names resolve in the container, the default) or false');
-    else draft.magicDns = b;
-  },
+  'tslink.direct': boolParser<LabelDraft>('must be true or false', (draft, b) => (draft.direct = b)),
+  'tslink.magicdns': boolParser<LabelDraft>('must be true (tailnet names resolve in the container, the default) or false', (draft, b) => (draft.magicDns = b)),
   ...ROUTING_PARSERS,
 };
 

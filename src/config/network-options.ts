@@ -6,7 +6,7 @@
 import { HIDDEN, type Parsed, type Report, failed, reporter, show, showKey, showUrl, suggestion, textOf } from './messages.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from './mtu.js';
 import { ROUTING_KEYS, ROUTING_PARSERS, type Routing, networkRoutingProblems } from './routing.js';
-import { LABEL_PREFIX, parseBool, reportedTags, valueLengthProblem } from './values.js';
+import { LABEL_PREFIX, boolParser, reportedTags, valueLengthProblem } from './values.js';
 /** Routing options (routing.ts): the exit node, LAN access and route acceptance bind every node; the rest are defaults. */
 export interface NetworkConfig extends Routing {
   /** A secret. Absent when the plugin's TS_AUTHKEY is to be used. */
@@ -76,21 +76,9 @@ const NETWORK_OPTIONS: Record<string, OptionParser> = {
       report('the URL contains credentials (user:password@); give the URL alone, e.g. https://headscale.example.com: nodes log in with the auth key');
     } else config.loginServer = v;
   },
-  'tslink.ephemeral': (value, config, report) => {
-    const b = parseBool(value);
-    if (b === undefined) report('must be true or false');
-    else config.ephemeral = b;
-  },
-  'tslink.image-labels': (value, config, report) => {
-    const b = parseBool(value);
-    if (b === undefined) report('must be true (an image\'s tslink.* labels may configure nodes) or false (the default: they may not)');
-    else config.imageLabels = b;
-  },
-  'tslink.magicdns': (value, config, report) => {
-    const b = parseBool(value);
-    if (b === undefined) report('must be true (tailnet names resolve in the containers, the default) or false; a container\'s own tslink.magicdns label overrides it');
-    else config.magicDns = b;
-  },
+  'tslink.ephemeral': boolParser<NetworkConfig>('must be true or false', (config, b) => (config.ephemeral = b)),
+  'tslink.image-labels': boolParser<NetworkConfig>('must be true (an image\'s tslink.* labels may configure nodes) or false (the default: they may not)', (config, b) => (config.imageLabels = b)),
+  'tslink.magicdns': boolParser<NetworkConfig>('must be true (tailnet names resolve in the containers, the default) or false; a container\'s own tslink.magicdns label overrides it', (config, b) => (config.magicDns = b)),
   ...ROUTING_PARSERS,
 };
 

@@ -6,9 +6,9 @@
  * network's value wins, so a container cannot route around it. What a node offers is the
  * container's to decide: the network's value is only a default.
  */
-import { MAX_PROBLEMS, type Report, show } from './messages.js';
+import { type Report, show } from './messages.js';
 import { TAILNET_V4, TAILNET_V6 } from './tailnet.js';
-import { DNS_LABEL_RULE, dnsLabelProblem, formatIp, formatPrefix, inPrefix, parseBool, parseIp, parsePrefix } from './values.js';
+import { DNS_LABEL_RULE, dnsLabelProblem, formatIp, formatPrefix, inPrefix, boolParser, parseIp, parseList, parsePrefix } from './values.js';
 
 /** The routing keys a label map or an option map gave; absent ones were not given. */
 export interface Routing {
@@ -95,27 +95,11 @@ function routeOf(item: string): { value: string } | { problem: string } {
 
 /** `tslink.advertise-routes`: comma-separated CIDRs, trimmed, deduplicated in order; one problem per bad item. */
 export function parseRouteList(value: string): { routes: string[]; problems: string[] } {
-  if (value.trim() === '') return { routes: [], problems: ['it is empty; give at least one route, e.g. 10.1.0.0/16, or leave it out'] };
-  const routes = new Set<string>();
-  const problems: string[] = [];
-  let untold = 0;
-  for (const item of value.split(',').map((r) => r.trim())) {
-    const r = routeOf(item);
-    // Past MAX_PROBLEMS - 1 bad items (a flood of commas) the rest are only counted, in one more.
-    if ('problem' in r && problems.length >= MAX_PROBLEMS - 1) untold++;
-    else if ('problem' in r) problems.push(r.problem);
-    else routes.add(r.value);
-  }
-  if (untold) problems.push(`and ${untold} more items are not routes either`);
-  if (routes.size > MAX_ROUTES) problems.push(`it has ${routes.size} routes; a node may advertise at most ${MAX_ROUTES} (advertise wider networks instead)`);
-  return { routes: [...routes], problems };
+  const r = parseList(value, { empty: 'it is empty; give at least one route, e.g. 10.1.0.0/16, or leave it out', noun: 'routes', item: routeOf });
+  if (r.items.length > MAX_ROUTES) r.problems.push(`it has ${r.items.length} routes; a node may advertise at most ${MAX_ROUTES} (advertise wider networks instead)`);
+  return { routes: r.items, problems: r.problems };
 }
 
-const boolParser = (what: string, set: (into: Routing, b: boolean) => void) => (value: string, into: Routing, report: Report): void => {
-  const b = parseBool(value);
-  if (b === undefined) report(`must be true (${what}) or false (the default)`);
-  else set(into, b);
-};
 
 /** One parser per routing key, for labels and network options alike. */
 export const ROUTING_PARSERS: Record<(typeof ROUTING_KEYS)[number], (value: string, into: Routing, report: Report) => void> = {
@@ -124,14 +108,14 @@ export const ROUTING_PARSERS: Record<(typeof ROUTING_KEYS)[number], (value: stri
     if ('problem' in r) report(r.problem);
     else into.exitNode = r.value;
   },
-  'tslink.exit-node-allow-lan-access': boolParser('the node reaches its local networks directly while it uses an exit node', (into, b) => (into.exitNodeAllowLanAccess = b)),
-  'tslink.advertise-exit-node': boolParser('the node offers itself to the tailnet as an exit node', (into, b) => (into.advertiseExitNode = b)),
+  'tslink.exit-node-allow-lan-access': boolParser<Routing>('must be true (the node reaches its local networks directly while it uses an exit node) or false (the default)', (into, b) => (into.exitNodeAllowLanAccess = b)),
+  'tslink.advertise-exit-node': boolParser<Routing>('must be true (the node offers itself to the tailnet as an exit node) or false (the default)', (into, b) => (into.advertiseExitNode = b)),
   'tslink.advertise-routes': (value, into, report) => {
     const { routes, problems } = parseRouteList(value);
     problems.forEach(report);
     if (!problems.length) into.advertiseRoutes = routes;
   },
-  'tslink.accept-routes': boolParser('the node uses the subnet routes other nodes advertise', (into, b) => (into.acceptRoutes = b)),
+  'tslink.accept-routes': boolParser<Routing>('must be true (the node uses the subnet routes other nodes advertise) or false (the default)', (into, b) => (into.acceptRoutes = b)),
 };
 
 /** Both at once is what Tailscale refuses (ipn/ipnlocal/local.go checkExitNodePrefsLocked). */

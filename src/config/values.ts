@@ -1,5 +1,5 @@
 /** What labels and network options share: their key prefix, and the grammars of DNS labels, tags, booleans, ports. */
-import { MAX_PROBLEMS, show } from './messages.js';
+import { MAX_PROBLEMS, type Report, show } from './messages.js';
 
 /** Every label and option key tslink reads starts with this, in any letter case. */
 export const LABEL_PREFIX = 'tslink.';
@@ -45,27 +45,49 @@ function tagProblem(item: string): string | undefined {
   return undefined;
 }
 
-/** A comma-separated tag list: items trimmed, deduplicated in order; one problem per bad item. */
-export function parseTagList(value: string): { tags: string[]; problems: string[] } {
-  if (value.trim() === '') return { tags: [], problems: ['it is empty; give at least one tag, or leave it out'] };
-  const tags = new Set<string>();
+/**
+ * A comma-separated list: items trimmed, deduplicated in order, one problem per bad item. Past
+ * MAX_PROBLEMS - 1 bad items (a flood of commas) the rest are only counted, in one more problem.
+ */
+export function parseList(value: string, opts: { empty: string; noun: string; item: (item: string) => { value: string } | { problem: string } }): { items: string[]; problems: string[] } {
+  if (value.trim() === '') return { items: [], problems: [opts.empty] };
+  const items = new Set<string>();
   const problems: string[] = [];
   let untold = 0;
   for (const item of value.split(',').map((t) => t.trim())) {
-    const problem = tagProblem(item);
-    // Past MAX_PROBLEMS - 1 bad items (a flood of commas) the rest are only counted, in one more.
-    if (problem && problems.length >= MAX_PROBLEMS - 1) untold++;
-    else if (problem) problems.push(`${problem}; ${TAGS_RULE}`);
-    else tags.add(item);
+    const r = opts.item(item);
+    if ('problem' in r && problems.length >= MAX_PROBLEMS - 1) untold++;
+    else if ('problem' in r) problems.push(r.problem);
+    else items.add(r.value);
   }
-  if (untold) problems.push(`and ${untold} more items are not tags either`);
-  return { tags: [...tags], problems };
+  if (untold) problems.push(`and ${untold} more items are not ${opts.noun} either`);
+  return { items: [...items], problems };
+}
+
+/** A comma-separated tag list: items trimmed, deduplicated in order; one problem per bad item. */
+export function parseTagList(value: string): { tags: string[]; problems: string[] } {
+  const r = parseList(value, {
+    empty: 'it is empty; give at least one tag, or leave it out',
+    noun: 'tags',
+    item: (item) => {
+      const problem = tagProblem(item);
+      return problem ? { problem: `${problem}; ${TAGS_RULE}` } : { value: item };
+    },
+  });
+  return { tags: r.items, problems: r.problems };
 }
 
 export function parseBool(value: string): boolean | undefined {
   const v = value.trim().toLowerCase();
   return v === 'true' ? true : v === 'false' ? false : undefined;
 }
+
+/** A label's or option's parser for true/false: `refusal` says what each means when it is neither. */
+export const boolParser = <T>(refusal: string, set: (into: T, b: boolean) => void) => (value: string, into: T, report: Report): void => {
+  const b = parseBool(value);
+  if (b === undefined) report(refusal);
+  else set(into, b);
+};
 
 /** A port: 1-65535, decimal, no sign or leading zeros. */
 export function parsePort(text: string): number | undefined {
