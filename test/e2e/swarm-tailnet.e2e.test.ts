@@ -61,6 +61,9 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
     await must('ip', ['-n', 'tsw-hub', 'link', 'set', 'tslctl-hub', 'master', 'br0', 'up']);
     await must('ip', ['-n', CTL_NAMESPACE, 'addr', 'add', `${CTL_ON_HUB}/24`, 'dev', 'tslctl-h1']);
     await must('ip', ['-n', CTL_NAMESPACE, 'link', 'set', 'tslctl-h1', 'up']);
+    // Replies to the hub leave from the address the nodes asked (10.214.0.2), not the hub leg's own:
+    // a STUN reply from another address matches no NAT mapping and is dropped on the way back.
+    await must('ip', ['-n', CTL_NAMESPACE, 'route', 'replace', '10.213.0.0/24', 'dev', 'tslctl-h1', 'src', CTL_ADDR]);
     // Node 3 reaches it through its router, like everything else beyond its LAN.
     for (const n of NODES) await must('ip', ['-n', n === 3 ? 'tsw-r3' : `tsw-n${n}`, 'route', 'add', `${CTL_ADDR}/32`, 'via', CTL_ON_HUB]);
   });
