@@ -135,7 +135,7 @@ function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bi
   const { store } = state;
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
   const metrics = new Metrics();
-  const names = new ContainerNames(store, runCommand, settings.hostDockerRun, log, undefined, settings.wireguardPorts);
+  const names = new ContainerNames(store, runCommand, settings.hostDockerRun, log, settings.wireguardPorts);
   closers.push('container name rules', () => names.settled());
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,

@@ -89,18 +89,20 @@ function tableRules(saved: string, table: string): string[] {
 }
 
 /**
- * Makes the rules in the container's namespace what `natRestoreInput` says. `rewrite` false (a
- * repair): writes only when a jump of ours is missing or no longer first. `chainsOnly`: the jumps
- * are known to be in place; only our chains are rewritten (one command instead of two). Answers
- * whether it wrote.
+ * How a sync writes: `write` reads the namespace's rules and writes ours with our jumps first
+ * (and route_localnet for MagicDNS); `chains` rewrites our chains only (the jumps are in place);
+ * `repair` reads, and writes only when a jump of ours is missing or no longer first.
  */
-export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, rewrite = true, chainsOnly = false): Promise<boolean> {
-  if (chainsOnly) {
+export type NatSyncMode = 'write' | 'chains' | 'repair';
+
+/** Makes the rules in the container's namespace what `natRestoreInput` says; answers whether it wrote. */
+export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, mode: NatSyncMode): Promise<boolean> {
+  if (mode === 'chains') {
     await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input: natRestoreInput(nat, undefined) });
     return true;
   }
   const saved = await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-save']);
-  if (!rewrite && JUMPS.every(([table, builtin, chain]) => jumpFirst(saved.stdout, table, builtin, chain).length === 0)) return false;
+  if (mode === 'repair' && JUMPS.every(([table, builtin, chain]) => jumpFirst(saved.stdout, table, builtin, chain).length === 0)) return false;
   await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input: natRestoreInput(nat, saved.stdout) });
   if (nat.magicDns) {
     // Only in this namespace, which goes with its container. A managed plugin's /proc/sys is

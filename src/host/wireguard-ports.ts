@@ -8,17 +8,15 @@ import type { PortRange } from '../config/settings.js';
  * connect peers on other hosts directly. With one shared port (41641) the second container's
  * mapping changes per destination, and peers fall back to a relay.
  *
- * The lowest free port of the range, or the shared one when the range is off or used up.
+ * The lowest port of the range that no endpoint of this host (any network) holds, or the shared
+ * one when the range is off or used up.
  */
-export function pickWireguardPort(range: PortRange | undefined, taken: ReadonlySet<number>): number {
+export function freeWireguardPort(range: PortRange | undefined, eps: Iterable<{ wireguardPort?: number }>): number {
   if (!range) return WIREGUARD_PORT;
+  const taken = new Set([...eps].flatMap((e) => (e.wireguardPort ? [e.wireguardPort] : [])));
   for (let p = range.first; p <= range.last; p++) if (!taken.has(p)) return p;
   return WIREGUARD_PORT;
 }
-
-/** The lowest port of the range no endpoint holds (endpoints of any network on this host). */
-export const freeWireguardPort = (range: PortRange | undefined, eps: Iterable<{ wireguardPort?: number }>): number =>
-  pickWireguardPort(range, new Set([...eps].flatMap((e) => (e.wireguardPort ? [e.wireguardPort] : []))));
 
 /** A port a record holds, when it is one (records of tslink before 0.4 hold none: 41641). */
 export const parseWireguardPort = (v: unknown): number | undefined => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? (v as number) : undefined);

@@ -32,6 +32,8 @@ export class ContainerNames {
   private readonly latest = new Map<string, NodeStatus>();
   /** What each container's rules say now (JSON of its ContainerNat). */
   private readonly applied = new Map<string, string>();
+  /** Containers whose route_localnet is on (written with their first MagicDNS rule). */
+  private readonly localnet = new Set<string>();
   private readonly syncs = new Map<string, () => Promise<void>>();
   private readonly running = new Set<Promise<void>>();
 
@@ -40,8 +42,8 @@ export class ContainerNames {
     private readonly run: Runner,
     private readonly hostDockerRun: string | undefined,
     private readonly log: Logger,
-    private readonly settleMs = NAMES_SETTLE_MS,
     private readonly wireguardPorts?: PortRange,
+    private readonly settleMs = NAMES_SETTLE_MS,
   ) {}
 
   /** A node's status changed: its network's rules follow when its address, suffix or presence did. */
@@ -50,6 +52,7 @@ export class ContainerNames {
     if (next.state === 'stopped') {
       this.latest.delete(next.endpoint);
       this.applied.delete(next.endpoint);
+      this.localnet.delete(next.endpoint);
     } else this.latest.set(next.endpoint, next);
     const key = (s?: NodeStatus): string => (s && s.state !== 'stopped' ? `${s.tailscaleIPs.join(',')}|${s.magicDnsSuffix ?? ''}` : '');
     if (key(prev) !== key(next)) this.schedule(next.network);
@@ -96,14 +99,15 @@ export class ContainerNames {
     for (const m of members) {
       const nat: ContainerNat = { ...m.nat, peers: members.flatMap((p) => (p !== m && p.peer ? [p.peer] : [])) };
       const text = JSON.stringify(nat);
-      if (rewrite && this.applied.get(m.endpoint) === text) continue;
       const prev = this.applied.get(m.endpoint);
-      // Once set up (with MagicDNS as now), a change rewrites our chains only; a repair checks the jumps.
-      const chainsOnly = rewrite && prev !== undefined && prev.includes('"magicDns"') === text.includes('"magicDns"');
+      if (rewrite && prev === text) continue;
+      // Once set up (route_localnet on if MagicDNS needs it), a change rewrites our chains only.
+      const mode = !rewrite && prev === text ? 'repair' : prev !== undefined && (!nat.magicDns || this.localnet.has(m.endpoint)) ? 'chains' : 'write';
       try {
-        const wrote = await syncContainerNat(this.run, m.netns, nat, rewrite || prev !== text, chainsOnly);
+        const wrote = await syncContainerNat(this.run, m.netns, nat, mode);
         this.applied.set(m.endpoint, text);
-        if (wrote && !rewrite) this.log.info({ endpoint: shortId(m.endpoint) }, 'container name rules put back in front');
+        if (nat.magicDns && mode !== 'chains') this.localnet.add(m.endpoint);
+        if (wrote && mode === 'repair') this.log.info({ endpoint: shortId(m.endpoint) }, 'container name rules put back in front');
       } catch (e) {
         // The container went meanwhile, or its namespace refused: the next change or repair tries again.
         this.applied.delete(m.endpoint);

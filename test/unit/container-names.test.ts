@@ -34,7 +34,7 @@ async function setup() {
     if (args[1] === 'iptables-restore') written.set(ns, opts?.input ?? '');
     return { code: 0, stdout: '', stderr: '' };
   };
-  const names = new ContainerNames(store, run, undefined, captureLogger().log, 0);
+  const names = new ContainerNames(store, run, undefined, captureLogger().log, undefined, 0);
   const rulesOf = (i: number): string[] => (written.get(`/run/docker/netns/${String(i).repeat(12)}`) ?? '').split('\n').filter((l) => l.includes('DNAT'));
   return { store, names, rulesOf, written, saves: () => saves, sysctls };
 }

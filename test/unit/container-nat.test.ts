@@ -5,6 +5,7 @@ import { natRestoreInput, syncContainerNat } from '../../src/host/container-nat.
 import { parseDnsSuffix, wireSuffixHex } from '../../src/host/dns-name.js';
 import { parseIpv4, type Ipv4Address } from '../../src/host/ipv4.js';
 import type { NetnsPath } from '../../src/host/netns.js';
+import { freeWireguardPort } from '../../src/host/wireguard-ports.js';
 import type { RunOptions, Runner } from '../../src/util/exec.js';
 
 const ip = (s: string): Ipv4Address => parseIpv4(s)!;
@@ -63,12 +64,22 @@ describe('a container\'s name rules', () => {
       calls.push({ args, opts });
       return { code: 0, stdout: args.includes('iptables-save') ? saved : '', stderr: '' };
     };
-    assert.equal(await syncContainerNat(run, NETNS, { magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650 }), true);
+    assert.equal(await syncContainerNat(run, NETNS, { magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650 }, 'write'), true);
     assert.ok(calls.every((c) => c.args[0] === `--net=${NETNS}`));
     assert.ok(calls.some((c) => c.args.join(' ').includes('route_localnet')), 'MagicDNS needs 127.0.0.1 routed to tailscale0');
     saved = ['*nat', '-A OUTPUT -j TSLINK-OUTPUT', '-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT', '-A POSTROUTING -j TSLINK-POSTROUTING', 'COMMIT', '*raw', '-A PREROUTING -j TSLINK-PREROUTING', 'COMMIT'].join('\n');
     calls.length = 0;
-    assert.equal(await syncContainerNat(run, NETNS, { peers, wireguardPort: 41650 }, false), false);
+    assert.equal(await syncContainerNat(run, NETNS, { peers, wireguardPort: 41650 }, 'repair'), false);
     assert.equal(calls.length, 1, 'a repair that finds the jumps first only reads');
+  });
+});
+
+describe('each container\'s WireGuard port', () => {
+  it('is the lowest one no endpoint of the host holds, 41641 when the range is off or used up', () => {
+    const range = { first: 41642, last: 41644 };
+    assert.equal(freeWireguardPort(range, []), 41642);
+    assert.equal(freeWireguardPort(range, [{ wireguardPort: 41642 }, {}, { wireguardPort: 41644 }]), 41643, 'a record without one (before 0.4) holds none');
+    assert.equal(freeWireguardPort(range, [41642, 41643, 41644].map((p) => ({ wireguardPort: p }))), 41641);
+    assert.equal(freeWireguardPort(undefined, []), 41641);
   });
 });
