@@ -101,7 +101,7 @@ async function openState(settings: Settings, log: Logger, closers: Closers): Pro
   closers.push('ip batch process', () => ipAhead.close());
   const host = new IprouteHostNetwork(ipAhead.runner, settings.wireguardPorts);
   // Repair the host before answering Docker, so the first call sees a consistent host.
-  await reconcileHost(store, host, log);
+  await reconcileHost(store, host, log, settings.wireguardPorts);
   return { store, host, leftovers };
 }
 

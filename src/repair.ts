@@ -19,7 +19,7 @@ export interface Repairable {
 
 /**
  * One repair pass: the listing that removes endpoints whose containers are gone, the garbage no
- * endpoint uses, and the containers' name rules something moved. `done` once one has succeeded
+ * endpoint uses, the containers' name rules something moved, and the host's port forwards. `done` once one has succeeded
  * (readiness).
  */
 export class RepairPass {
@@ -38,6 +38,7 @@ export class RepairPass {
       const removed = await nodes.collectGarbage();
       if (removed.length) this.log.info({ removed }, 'removed node files no endpoint uses');
       await names.repair();
+      await driver.syncPortForwards();
       metrics.repairPass(true, orphans.length, removed.length);
       this.done = true;
     } catch (e) {

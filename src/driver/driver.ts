@@ -1,5 +1,5 @@
 import type { Settings } from '../config/settings.js';
-import { freeWireguardPort } from '../host/wireguard-ports.js';
+import { freeWireguardPort, portForwards } from '../host/wireguard-ports.js';
 import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, type EndpointHost, type NetworkHost } from '../host/host-spec.js';
 import { contains, parseCidr, subnetHalves } from '../host/ipv4.js';
 import type { HostNetwork } from '../host/network.js';
@@ -30,6 +30,7 @@ export class Driver {
   private readonly deleting = new Set<string>();
   private readonly addRules: () => Promise<void>;
   private readonly removeRules: () => Promise<void>;
+  private readonly forwardPorts: () => Promise<void>;
 
   constructor(
     private readonly store: StateStore,
@@ -44,6 +45,17 @@ export class Driver {
     // new network's rule never waits for the (slow) removal of old ones: two lanes.
     this.addRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'add' }));
     this.removeRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'remove' }));
+    this.forwardPorts = coalesce(() => this.host.syncPortForwards(portForwards(this.settings.wireguardPorts, this.store.endpoints.values())));
+  }
+
+  /**
+   * Brings the host's WireGuard port forwards in line with the joined endpoints (Join, Leave and
+   * every repair pass call it; a burst costs one or two rewrites). A failure is logged: the node
+   * still works, relayed, until the next pass.
+   */
+  async syncPortForwards(): Promise<void> {
+    if (!this.settings.wireguardPorts) return;
+    await this.forwardPorts().catch((e: Error) => this.log.warn({ err: e.message }, 'WireGuard port forwards not updated: peers behind other NATs may be relayed until the next repair pass'));
   }
 
   capabilities(): P.CapabilitiesResponse {
@@ -166,6 +178,8 @@ export class Driver {
       const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;
       this.log.info({ network: shortId(net.id), endpoint: shortId(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
       queueMicrotask(() => this.lifecycle.joined(rec, net));
+      // Not awaited: the container's tailscaled starts after Join returns, and needs it only then.
+      void this.syncPortForwards();
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
         Gateway: netHost.gateway,
@@ -193,6 +207,8 @@ export class Driver {
       await this.store.patchEndpoint(ep.id, { sandboxKey: undefined, joinedAt: undefined });
       this.log.info({ endpoint: shortId(ep.id) }, 'endpoint left');
     }).catch(stateFailed);
+    // Its port stops reaching anything before Leave returns (a burst of leaves shares the rewrite).
+    await this.syncPortForwards();
   }
 
   /** Spaces DeleteEndpoint replies on engines that miscount endpoints deleted at once (engine-quirks.ts). */
@@ -234,11 +250,13 @@ export class Driver {
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
     const held: Promise<void>[] = [];
+    let joined = false;
     for (const id of [...new Set(ids)].sort()) {
       await new Promise<void>((acquired) => held.push(this.locks.run(`ep:${id}`, () => (acquired(), done))));
     }
     try {
       const gone = ids.flatMap((id) => this.store.endpoints.get(id) ?? []);
+      joined = gone.some((ep) => ep.joinedAt);
       await Promise.all(gone.filter((ep) => ep.joinedAt).map((ep) => this.lifecycle.leaving(ep)));
       const specs = gone.flatMap((ep) => {
         try {
@@ -261,6 +279,8 @@ export class Driver {
       release();
       await Promise.all(held);
     }
+    // Endpoints removed without a Leave (their container vanished) held a forward.
+    if (joined) await this.syncPortForwards();
   }
 
   private hostSpecs(net: NetworkRecord, ep: EndpointRecord): [NetworkHost, EndpointHost] {

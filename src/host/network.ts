@@ -3,10 +3,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { CommandError, mustRun, type Runner } from '../util/exec.js';
 import { RwGate } from '../util/rw-gate.js';
 import type { PortRange } from '../config/settings.js';
+import type { PortForward } from './wireguard-ports.js';
 import { CONTAINER_IF_PREFIX, HOST_IF_PREFIX, linkAlias, type EndpointHost, type NetworkHost } from './host-spec.js';
 
 export const FILTER_CHAIN = 'TSLINK-FORWARD';
 export const NAT_CHAIN = 'TSLINK-POSTROUTING';
+/** nat: each container's WireGuard port, from the host's own addresses to the container. */
+export const PORTS_CHAIN = 'TSLINK-PORTS';
+/** Only packets from outside to the host's own addresses: never a container's own traffic. */
+const PORTS_JUMP = ['-m', 'addrtype', '--dst-type', 'LOCAL', '!', '-i', `${HOST_IF_PREFIX}+`] as const;
 
 export interface HostNetwork {
   /** Makes the veth pair, gateway address and host route for an endpoint; safe to repeat; undone when it fails midway. */
@@ -20,6 +25,11 @@ export interface HostNetwork {
    * each may run at once, so a new network's rule never queues behind the slow removal of others.
    */
   syncRules(nets: readonly NetworkHost[] | (() => readonly NetworkHost[]), opts?: { only?: 'add' | 'remove' }): Promise<void>;
+  /**
+   * Makes the host's WireGuard port forwards exactly these (one chain, rewritten whole in one
+   * iptables-restore, so a repeat is harmless and a forward no endpoint holds any more is gone).
+   */
+  syncPortForwards(forwards: readonly PortForward[]): Promise<void>;
   /** Removes tslink links and routes that belong to none of these endpoints. */
   sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }>;
   /** Lists tslink's links present now. */
@@ -187,6 +197,9 @@ export class IprouteHostNetwork implements HostNetwork {
       `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -j DROP`,
       `-A ${FILTER_CHAIN} -i ${tsh} -j ACCEPT`,
       `-A ${FILTER_CHAIN} -o ${tsh} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
+      // A peer's first packet to a container's own port, forwarded by PORTS_CHAIN (and only by it:
+      // nothing else DNATs to our links).
+      ...(this.wireguardPorts ? [`-A ${FILTER_CHAIN} -o ${tsh} -p udp -m conntrack --ctstate DNAT -m multiport --dports ${this.wireguardPorts.first}:${this.wireguardPorts.last} -j ACCEPT`] : []),
       `-A ${FILTER_CHAIN} -o ${tsh} -j DROP`,
       'COMMIT',
     ];
@@ -194,6 +207,24 @@ export class IprouteHostNetwork implements HostNetwork {
     await mustRun(this.run, 'iptables-restore', ['-w', '--noflush'], { input: [...filter, ...nat].join('\n') + '\n' });
     await this.ensureJump('filter', 'FORWARD', FILTER_CHAIN);
     await this.ensureJump('nat', 'POSTROUTING', NAT_CHAIN);
+  }
+
+  /** Port-forward syncs run one after another: each rewrites the chain whole. */
+  private portsQueue: Promise<unknown> = Promise.resolve();
+
+  syncPortForwards(forwards: readonly PortForward[]): Promise<void> {
+    const run = this.portsQueue.then(() => this.writePortForwards(forwards));
+    this.portsQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writePortForwards(forwards: readonly PortForward[]): Promise<void> {
+    // None wanted: no chain and no jump, so a host without tslink endpoints holds nothing of ours.
+    if (!this.wireguardPorts || !forwards.length) return this.removeChain('nat', 'PREROUTING', PORTS_CHAIN, PORTS_JUMP);
+    // Every value is a checked type (an Ipv4Address, a port of the range): no text reaches iptables.
+    const lines = ['*nat', `:${PORTS_CHAIN} - [0:0]`, ...forwards.map((f) => `-A ${PORTS_CHAIN} -p udp --dport ${f.port} -j DNAT --to-destination ${f.address}:${f.port}`), 'COMMIT'];
+    await mustRun(this.run, 'iptables-restore', ['-w', '--noflush'], { input: lines.join('\n') + '\n' });
+    await this.ensureJump('nat', 'PREROUTING', PORTS_CHAIN, PORTS_JUMP);
   }
 
   /** WireGuard between containers of this host: the shared port and the containers' own. */
@@ -216,23 +247,23 @@ export class IprouteHostNetwork implements HostNetwork {
   }
 
   /** Our jump goes first: Docker sets FORWARD's policy to DROP and adds its own chains. */
-  private async ensureJump(table: string, from: string, to: string): Promise<void> {
-    const check = await this.run('iptables', ['-w', '-t', table, '-C', from, '-j', to]);
+  private async ensureJump(table: string, from: string, to: string, match: readonly string[] = []): Promise<void> {
+    const check = await this.run('iptables', ['-w', '-t', table, '-C', from, ...match, '-j', to]);
     if (check.code === 0) return;
-    await mustRun(this.run, 'iptables', ['-w', '-t', table, '-I', from, '1', '-j', to]);
+    await mustRun(this.run, 'iptables', ['-w', '-t', table, '-I', from, '1', ...match, '-j', to]);
   }
 
   private async removeRules(): Promise<void> {
-    for (const [table, from, chain] of [
-      ['filter', 'FORWARD', FILTER_CHAIN],
-      ['nat', 'POSTROUTING', NAT_CHAIN],
-    ] as const) {
-      // Remove every copy of the jump (a crash between check and insert could leave two).
-      while ((await this.run('iptables', ['-w', '-t', table, '-D', from, '-j', chain])).code === 0) {
-        /* keep deleting */
-      }
-      await this.run('iptables', ['-w', '-t', table, '-F', chain]);
-      await this.run('iptables', ['-w', '-t', table, '-X', chain]);
+    await this.removeChain('filter', 'FORWARD', FILTER_CHAIN);
+    await this.removeChain('nat', 'POSTROUTING', NAT_CHAIN);
+  }
+
+  private async removeChain(table: string, from: string, chain: string, match: readonly string[] = []): Promise<void> {
+    // Remove every copy of the jump (a crash between check and insert could leave two).
+    while ((await this.run('iptables', ['-w', '-t', table, '-D', from, ...match, '-j', chain])).code === 0) {
+      /* keep deleting */
     }
+    await this.run('iptables', ['-w', '-t', table, '-F', chain]);
+    await this.run('iptables', ['-w', '-t', table, '-X', chain]);
   }
 }

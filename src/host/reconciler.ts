@@ -3,13 +3,15 @@ import type { HostNetwork } from './network.js';
 import { endpointHost, networkHost, type EndpointHost } from './host-spec.js';
 import type { Logger } from '../util/log.js';
 import type { StateStore } from '../state/store.js';
+import type { PortRange } from '../config/settings.js';
+import { portForwards } from './wireguard-ports.js';
 
 /**
  * Brings host networking in line with the persisted state: rules for every known network,
  * links and routes for every joined endpoint whose link still exists, and nothing else. The
  * store quarantined invalid records at load, so every record here holds valid values.
  */
-export async function reconcileHost(store: StateStore, host: HostNetwork, log: Logger): Promise<void> {
+export async function reconcileHost(store: StateStore, host: HostNetwork, log: Logger, wireguardPorts?: PortRange): Promise<void> {
   const nets = new Map([...store.networks.values()].map((n) => [n.id, networkHost(n)]));
   await host.syncRules([...nets.values()]);
   const present = new Set(await host.listLinks());
@@ -30,6 +32,8 @@ export async function reconcileHost(store: StateStore, host: HostNetwork, log: L
     if (ep.joinedAt && present.has(ep.hostIf)) await host.setUpEndpoint(net, spec);
   }
   await host.tearDownEndpoints(orphans);
+  // Forwards of joined endpoints whose link survived; none (chain and jump removed) when the range is off.
+  await host.syncPortForwards(portForwards(wireguardPorts, [...store.endpoints.values()].filter((ep) => present.has(ep.hostIf))));
   const swept = await host.sweep(live);
   if (swept.removedLinks.length || swept.removedRoutes.length) log.info(swept, 'removed host objects that belonged to no endpoint');
   log.info({ networks: nets.size, endpoints: live.length }, 'host networking reconciled');

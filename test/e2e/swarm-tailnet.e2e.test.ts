@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER, ENGINE, IMAGE, ROOT, e2eSkipReason, sh, waitFor } from './harness.js';
-import { CONTROL_URL, CTL_ADDR, CTL_NAMESPACE, Headscale, TAILSCALED_ENV, type HsNode } from './tailnet.js';
+import { CONTROL_URL, CTL_ADDR, CTL_NAMESPACE, Headscale, REAL_TS_DIR, TAILSCALED_ENV, type HsNode } from './tailnet.js';
 import { SUPPORTED_TAILSCALE } from '../../src/config/tailscale-features.js';
 
 const skip = await e2eSkipReason();
@@ -33,10 +33,11 @@ async function must(cmd: string, args: string[]): Promise<void> {
 }
 
 /** What node N's plugin reports for its endpoints. */
-function statuses(n: NodeNo): { container?: string; state?: string; lastError?: string }[] {
+interface Status { container?: string; endpoint?: string; state?: string; lastError?: string; peers?: { direct: number; relayed: number } }
+function statuses(n: NodeNo): Status[] {
   const dir = join(BASE, `n${n}`, 'plugins/tailscale/status');
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { container?: string; state?: string });
+  return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Status);
 }
 
 describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, headscale), 3 nodes on Docker ${ENGINE}`, { skip }, () => {
@@ -117,4 +118,81 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
     await waitFor('realnet removable', async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, 'n1', 'docker.sock')}`, 'network', 'rm', 'realnet'])).code === 0 || undefined), 60_000, 1000);
   });
 
+  /**
+   * 10 tasks on node 1 and 10 on node 3 (behind the router), every cross-host pair pinged with
+   * `tailscale ping` from the node-1 side, which stops at the first direct pong. Sources run side
+   * by side, each one's peers one after another.
+   */
+  async function crossHostPaths(tag: string, pingArgs: string[], allAtOnce = false): Promise<{ pair: string; ms: number; last: string }[]> {
+    const key = await hs.key({ reusable: true });
+    for (const n of NODES) await on(n, 'network', 'create', '--config-only', '-o', `tslink.authkey=${key.key}`, '-o', `tslink.loginserver=${CONTROL_URL}`, `${tag}conf`);
+    await on(1, 'network', 'create', '-d', 'tslink:latest', '--scope', 'swarm', '--config-from', `${tag}conf`, `${tag}net`);
+    await on(1, 'service', 'create', '-d', '--name', tag, '--replicas', '20', '--replicas-max-per-node', '10', '--constraint', 'node.hostname!=tsw-n2',
+      '--network', `${tag}net`, '--stop-grace-period', '1s', '--container-label', `tslink.hostname=${tag}-{{.Task.Slot}}`, IMAGE, 'sleep', '3600');
+    const running = (n: NodeNo): { endpoint: string }[] => statuses(n).filter((s) => s.state === 'running' && s.endpoint).map((s) => ({ endpoint: s.endpoint! }));
+    await waitFor(`10 ${tag} nodes running on node 1 and 10 on node 3`, async () => (running(1).length >= 10 && running(3).length >= 10) || undefined, 240_000, 1000);
+    const v4 = (n: HsNode): string => n.ipAddresses.find((a) => a.includes('.'))!;
+    const inControl = (await hs.nodes()).filter((n) => new RegExp(`^${tag}-\\d+$`).test(n.givenName));
+    const nameOf = new Map(inControl.map((n) => [v4(n), n.givenName]));
+    const cli = (n: NodeNo, endpoint: string, args: string[]) =>
+      sh(join(REAL_TS_DIR, 'tailscale'), [`--socket=${join(BASE, `n${n}`, 'plugins/tailscale/run', endpoint.slice(0, 12), 'tailscaled.sock')}`, ...args], { timeoutMs: 60_000 });
+    const withIp = (n: NodeNo) => Promise.all(running(n).map(async (e) => ({ ...e, ip: (await cli(n, e.endpoint, ['ip', '-4'])).stdout.trim() })));
+    const from = await withIp(1);
+    const to = await withIp(3);
+    assert.deepEqual([from.length, to.length], [10, 10]);
+    assert.ok([...from, ...to].every((e) => nameOf.has(e.ip)), 'every node is in control under its slot name');
+    const ping = async (a: (typeof from)[number], b: (typeof to)[number]) => {
+      const t0 = Date.now();
+      const r = await cli(1, a.endpoint, ['ping', ...pingArgs, b.ip]);
+      const lines = r.stdout.trim().split('\n');
+      return { pair: `${nameOf.get(a.ip)} → ${nameOf.get(b.ip)}`, ms: Date.now() - t0, last: lines.filter((l) => l.startsWith('pong')).pop() ?? lines.pop() ?? '' };
+    };
+    const pairs = (await Promise.all(from.map(async (a) => {
+      if (allAtOnce) return Promise.all(to.map((b) => ping(a, b)));
+      const out: { pair: string; ms: number; last: string }[] = [];
+      for (const b of to) out.push(await ping(a, b));
+      return out;
+    }))).flat();
+    const direct = pairs.filter((p) => / via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `));
+    process.stdout.write(`# ${tag}: ${direct.length} of ${pairs.length} cross-host pairs direct; slowest to direct ${Math.max(0, ...direct.map((p) => p.ms))} ms\n`);
+    return pairs;
+  }
+
+  async function removeService(tag: string): Promise<void> {
+    await on(1, 'service', 'rm', tag);
+    await waitFor(`${tag}net removable`, async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, 'n1', 'docker.sock')}`, 'network', 'rm', `${tag}net`])).code === 0 || undefined), 90_000, 1000);
+  }
+
+  it('10 tasks on node 1 and 10 behind the NAT on node 3: every cross-host pair connects directly within 10 s (issue 25)', async () => {
+    const pairs = await crossHostPaths('dp', ['-c', '20', '--timeout', '1s']);
+    assert.equal(pairs.length, 100);
+    const relayed = pairs.filter((p) => !/ via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `) || p.ms > 10_000);
+    assert.deepEqual(relayed.map((p) => `${p.pair}: ${p.last} (${p.ms} ms)`), [], 'every pair direct within 10 s');
+    // tailscaled's own view, as the node's status (and so `tslink status`) shows it.
+    const seen = await waitFor('a node 1 status counting its 10 direct peers', async () => statuses(1).find((s) => (s.peers?.direct ?? 0) >= 10), 30_000, 1000);
+    assert.equal(seen.peers?.relayed, 0);
+    await removeService('dp');
+  });
+
+  it('the same with the per-container ports off (TSLINK_WIREGUARD_PORTS=off): every pair still works, and the count of direct ones is reported', async () => {
+    for (const n of NODES) {
+      // A worker lets go of a removed swarm network's plugin reference a moment after the manager.
+      await waitFor(`the plugin disabled on node ${n}`, async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, `n${n}`, 'docker.sock')}`, 'plugin', 'disable', 'tslink:latest'])).code === 0 || undefined), 60_000, 1000);
+      await on(n, 'plugin', 'set', 'tslink:latest', 'TSLINK_WIREGUARD_PORTS=off');
+      await on(n, 'plugin', 'enable', 'tslink:latest');
+    }
+    // Off leaves no forward behind: the chain is gone from every node's host.
+    for (const n of NODES) {
+      const nat = await sh('ip', ['netns', 'exec', `tsw-n${n}`, 'iptables', '-w', '-t', 'nat', '-S']);
+      assert.doesNotMatch(nat.stdout, /TSLINK-PORTS/, `node ${n}`);
+    }
+    // Relayed pairs ping all 10 times: every pair at once keeps this to seconds.
+    const pairs = await crossHostPaths('np', ['-c', '10', '--timeout', '1s'], true);
+    assert.equal(pairs.length, 100);
+    assert.deepEqual(pairs.filter((p) => !p.last.startsWith('pong')).map((p) => `${p.pair}: ${p.last}`), [], 'every pair answers, relayed or not');
+    // What tailscaled itself sees is what the status (and `tslink status`) reports.
+    const direct = pairs.filter((p) => / via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `)).length;
+    if (direct < pairs.length) await waitFor('a node 1 status counting relayed peers', async () => statuses(1).find((s) => (s.peers?.relayed ?? 0) > 0), 30_000, 1000);
+    await removeService('np');
+  });
 });

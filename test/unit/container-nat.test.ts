@@ -5,7 +5,6 @@ import { natRestoreInput, syncContainerNat } from '../../src/host/container-nat.
 import { parseDnsSuffix, wireSuffixHex } from '../../src/host/dns-name.js';
 import { parseIpv4, type Ipv4Address } from '../../src/host/ipv4.js';
 import type { NetnsPath } from '../../src/host/netns.js';
-import { freeWireguardPort } from '../../src/host/wireguard-ports.js';
 import type { RunOptions, Runner } from '../../src/util/exec.js';
 
 const ip = (s: string): Ipv4Address => parseIpv4(s)!;
@@ -74,12 +73,3 @@ describe('a container\'s name rules', () => {
   });
 });
 
-describe('each container\'s WireGuard port', () => {
-  it('is the lowest one no endpoint of the host holds, 41641 when the range is off or used up', () => {
-    const range = { first: 41642, last: 41644 };
-    assert.equal(freeWireguardPort(range, []), 41642);
-    assert.equal(freeWireguardPort(range, [{ wireguardPort: 41642 }, {}, { wireguardPort: 41644 }]), 41643, 'a record without one (before 0.4) holds none');
-    assert.equal(freeWireguardPort(range, [41642, 41643, 41644].map((p) => ({ wireguardPort: p }))), 41641);
-    assert.equal(freeWireguardPort(undefined, []), 41641);
-  });
-});

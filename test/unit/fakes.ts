@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { HostNetwork } from '../../src/host/network.js';
+import type { PortForward } from '../../src/host/wireguard-ports.js';
 import type { EndpointHost, NetworkHost } from '../../src/host/host-spec.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { parseSettings, type Settings } from '../../src/config/settings.js';
@@ -36,6 +37,10 @@ export class FakeHostNetwork implements HostNetwork {
     const ids = (typeof nets === 'function' ? nets() : nets).map((n) => n.id);
     this.ruleSyncs.push(ids);
     this.lanes.push({ lane: opts.only ?? 'both', nets: ids });
+  }
+  forwardSyncs: PortForward[][] = [];
+  async syncPortForwards(forwards: readonly PortForward[]): Promise<void> {
+    this.forwardSyncs.push([...forwards]);
   }
   async sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {
     const keep = new Set<string>(live.map((e) => e.hostIf));

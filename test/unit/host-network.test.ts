@@ -126,6 +126,24 @@ describe('host network', () => {
     assert.match(calls.find((c) => c.cmd === 'iptables-restore')?.input ?? '', /-i tsh\+ -o tsh\+ -p udp -m multiport --dports 41641,41642:41941 -j ACCEPT/);
   });
 
+  it("forwards each container's port from the host's own addresses in one rewritten chain, and removes chain and jump with the last", async () => {
+    const { run, calls } = scripted([[/-C PREROUTING/, { code: 1 }], [/ -D PREROUTING/, { code: 1 }]]);
+    const host = new IprouteHostNetwork(run, { first: 41642, last: 41941 }, async () => undefined, async () => '1\n');
+    await host.syncRules([net]);
+    assert.match(calls.find((c) => c.cmd === 'iptables-restore')?.input ?? '', /-o tsh\+ -p udp -m conntrack --ctstate DNAT -m multiport --dports 41642:41941 -j ACCEPT\n-A TSLINK-FORWARD -o tsh\+ -j DROP/, 'a forwarded packet passes the filter, nothing else new does');
+    calls.length = 0;
+    await host.syncPortForwards([{ address: parseIpv4('10.9.0.5')!, port: 41642 }, { address: parseIpv4('10.9.0.6')!, port: 41643 }]);
+    assert.equal(calls[0]?.input, '*nat\n:TSLINK-PORTS - [0:0]\n-A TSLINK-PORTS -p udp --dport 41642 -j DNAT --to-destination 10.9.0.5:41642\n-A TSLINK-PORTS -p udp --dport 41643 -j DNAT --to-destination 10.9.0.6:41643\nCOMMIT\n');
+    assert.ok(calls.some((c) => c.args.join(' ') === '-w -t nat -I PREROUTING 1 -m addrtype --dst-type LOCAL ! -i tsh+ -j TSLINK-PORTS'), 'jump only for packets to the host itself from outside');
+    calls.length = 0;
+    await host.syncPortForwards([]);
+    const lines = calls.map((c) => `${c.cmd} ${c.args.join(' ')}`);
+    assert.deepEqual(lines, ['iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL ! -i tsh+ -j TSLINK-PORTS', 'iptables -w -t nat -F TSLINK-PORTS', 'iptables -w -t nat -X TSLINK-PORTS']);
+    calls.length = 0;
+    await new IprouteHostNetwork(run, undefined, async () => undefined, async () => '1\n').syncPortForwards([]);
+    assert.ok(calls.every((c) => c.cmd !== 'iptables-restore'), 'the range off: a chain left by an earlier setting is removed, none written');
+  });
+
   it('changes one network\'s rule alone after the first sync, and rewrites whole when that fails', async () => {
     const other = networkHost({ id: 'e'.repeat(64), subnet: '10.8.0.0/24', gateway: '10.8.0.1', mtu: 1500 });
     let failIncremental = false;

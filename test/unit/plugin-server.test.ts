@@ -193,6 +193,18 @@ describe('plugin server', () => {
     assert.equal(store.endpoints.get(EP_ID)?.joinedAt, undefined, 'not joined');
   });
 
+  it("forwards a joined container's own WireGuard port from the host, until its Leave", async () => {
+    const { call, host } = await setup();
+    await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    await call('NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } });
+    assert.deepEqual(host.forwardSyncs, [], 'nothing before Join: no namespace holds the address yet');
+    assert.equal((await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/0123456789ab' })).status, 200);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(host.forwardSyncs.at(-1), [{ address: '172.18.0.2', port: 41642 }]);
+    await call('NetworkDriver.Leave', { NetworkID: NET_ID, EndpointID: EP_ID });
+    assert.deepEqual(host.forwardSyncs.at(-1), [], 'gone when Leave returns');
+  });
+
   it('answers a host failure in Join with a 500 that says what failed', async () => {
     const { call, host } = await setup();
     await call('NetworkDriver.CreateNetwork', createNetworkBody());
