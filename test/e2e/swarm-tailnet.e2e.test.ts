@@ -6,72 +6,23 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DOCKER, ENGINE, IMAGE, ROOT, e2eSkipReason, sh, waitFor } from './harness.js';
-import { CONTROL_URL, CTL_ADDR, CTL_NAMESPACE, Headscale, REAL_TS_DIR, TAILSCALED_ENV, type HsNode } from './tailnet.js';
+import { DOCKER, ENGINE, IMAGE, e2eSkipReason, sh, waitFor } from './harness.js';
+import { CONTROL_URL, Headscale, type HsNode } from './tailnet.js';
+import { BED_BASE as BASE, BED_NODES as NODES, bedNodeCli as cli, bedStatuses as statuses, onNode as on, setBedPlugin, startTailnetBed, stopTailnetBed, type NodeNo } from './swarm-tailnet-bed.js';
 import { SUPPORTED_TAILSCALE } from '../../src/config/tailscale-features.js';
 
 const skip = await e2eSkipReason();
-const BED = join(ROOT, 'scripts/swarm-bed.sh');
-const BASE = '/var/lib/tslink-swarm';
-const NODES = [1, 2, 3] as const;
-type NodeNo = (typeof NODES)[number];
-/** The control host's second address, on the bed's hub bridge. */
-const CTL_ON_HUB = '10.213.0.253';
-
-async function on(n: NodeNo, ...args: string[]): Promise<string> {
-  const r = await sh(DOCKER, ['-H', `unix://${join(BASE, `n${n}`, 'docker.sock')}`, ...args], { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`docker (node ${n}) ${args.join(' ')} failed (${r.code}): ${r.stderr || r.stdout}`);
-  return r.stdout.trim();
-}
-
-async function must(cmd: string, args: string[]): Promise<void> {
-  const r = await sh(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** What node N's plugin reports for its endpoints. */
-interface Status { container?: string; endpoint?: string; state?: string; lastError?: string; peers?: { direct: number; relayed: number } }
-function statuses(n: NodeNo): Status[] {
-  const dir = join(BASE, `n${n}`, 'plugins/tailscale/status');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Status);
-}
 
 describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, headscale), 3 nodes on Docker ${ENGINE}`, { skip }, () => {
-  const hs = new Headscale();
+  let hs: Headscale;
 
   before(async () => {
-    const bundle = join(mkdtempSync(join(tmpdir(), 'tslink-swarm-real-')), 'bundle');
-    const built = await sh(join(ROOT, 'scripts/build-rootfs.sh'), [bundle], { timeoutMs: 180_000 });
-    assert.equal(built.code, 0, built.stderr);
-    const r = await sh(BED, ['up', ENGINE, bundle], {
-      timeoutMs: 300_000,
-      env: { ...process.env, TSLINK_BED_NAT: '1', TSLINK_BED_SETTINGS: `TSLINK_TAILSCALED_ENV=${TAILSCALED_ENV}\nTSLINK_STATUS_POLL_MS=5000` },
-    });
-    process.stdout.write(`${r.stdout.trim()}\n`);
-    assert.equal(r.code, 0, r.stderr);
-    await hs.start();
-    // The control host on the hub too, and each node routes to it there: the nodes reach it as
-    // hosts reach a control server on the internet, through their own address (and NAT).
-    await must('ip', ['link', 'add', 'tslctl-hub', 'type', 'veth', 'peer', 'name', 'tslctl-h1']);
-    await must('ip', ['link', 'set', 'tslctl-hub', 'netns', 'tsw-hub']);
-    await must('ip', ['link', 'set', 'tslctl-h1', 'netns', CTL_NAMESPACE]);
-    await must('ip', ['-n', 'tsw-hub', 'link', 'set', 'tslctl-hub', 'master', 'br0', 'up']);
-    await must('ip', ['-n', CTL_NAMESPACE, 'addr', 'add', `${CTL_ON_HUB}/24`, 'dev', 'tslctl-h1']);
-    await must('ip', ['-n', CTL_NAMESPACE, 'link', 'set', 'tslctl-h1', 'up']);
-    // Replies to the hub leave from the address the nodes asked (10.214.0.2), not the hub leg's own:
-    // a STUN reply from another address matches no NAT mapping and is dropped on the way back.
-    await must('ip', ['-n', CTL_NAMESPACE, 'route', 'replace', '10.213.0.0/24', 'dev', 'tslctl-h1', 'src', CTL_ADDR]);
-    // Node 3 reaches it through its router, like everything else beyond its LAN.
-    for (const n of NODES) await must('ip', ['-n', n === 3 ? 'tsw-r3' : `tsw-n${n}`, 'route', 'add', `${CTL_ADDR}/32`, 'via', CTL_ON_HUB]);
+    hs = await startTailnetBed(ENGINE);
   });
 
   after(async () => {
-    await sh(BED, ['down'], { timeoutMs: 120_000 });
-    await hs.stop();
+    if (hs) await stopTailnetBed(hs);
   });
 
   it('a service\'s tasks on three nodes are nodes in control under their slot names, and reach each other over the tailnet', async () => {
@@ -134,13 +85,21 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
     const v4 = (n: HsNode): string => n.ipAddresses.find((a) => a.includes('.'))!;
     const inControl = (await hs.nodes()).filter((n) => new RegExp(`^${tag}-\\d+$`).test(n.givenName));
     const nameOf = new Map(inControl.map((n) => [v4(n), n.givenName]));
-    const cli = (n: NodeNo, endpoint: string, args: string[]) =>
-      sh(join(REAL_TS_DIR, 'tailscale'), [`--socket=${join(BASE, `n${n}`, 'plugins/tailscale/run', endpoint.slice(0, 12), 'tailscaled.sock')}`, ...args], { timeoutMs: 60_000 });
     const withIp = (n: NodeNo) => Promise.all(running(n).map(async (e) => ({ ...e, ip: (await cli(n, e.endpoint, ['ip', '-4'])).stdout.trim() })));
     const from = await withIp(1);
     const to = await withIp(3);
     assert.deepEqual([from.length, to.length], [10, 10]);
     assert.ok([...from, ...to].every((e) => nameOf.has(e.ip)), 'every node is in control under its slot name');
+    // Timing starts once each side's netmap lists the other: a ping before that only measures control.
+    const knows = async (n: NodeNo, endpoint: string, ips: string[]): Promise<boolean> => {
+      const st = JSON.parse((await cli(n, endpoint, ['status', '--json'])).stdout || '{}') as { Peer?: Record<string, { TailscaleIPs?: string[] }> };
+      const seen = new Set(Object.values(st.Peer ?? {}).flatMap((p) => p.TailscaleIPs ?? []));
+      return ips.every((ip) => seen.has(ip));
+    };
+    await waitFor('every node 1 and node 3 node knowing its 10 peers on the other host', async () => {
+      const ok = await Promise.all([...from.map((a) => knows(1, a.endpoint, to.map((b) => b.ip))), ...to.map((b) => knows(3, b.endpoint, from.map((a) => a.ip)))]);
+      return ok.every(Boolean) || undefined;
+    }, 60_000, 1000);
     const ping = async (a: (typeof from)[number], b: (typeof to)[number]) => {
       const t0 = Date.now();
       const r = await cli(1, a.endpoint, ['ping', ...pingArgs, b.ip]);
@@ -175,12 +134,7 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
   });
 
   it('the same with the per-container ports off (TSLINK_WIREGUARD_PORTS=off): every pair still works, and the count of direct ones is reported', async () => {
-    for (const n of NODES) {
-      // A worker lets go of a removed swarm network's plugin reference a moment after the manager.
-      await waitFor(`the plugin disabled on node ${n}`, async () => ((await sh(DOCKER, ['-H', `unix://${join(BASE, `n${n}`, 'docker.sock')}`, 'plugin', 'disable', 'tslink:latest'])).code === 0 || undefined), 60_000, 1000);
-      await on(n, 'plugin', 'set', 'tslink:latest', 'TSLINK_WIREGUARD_PORTS=off');
-      await on(n, 'plugin', 'enable', 'tslink:latest');
-    }
+    await setBedPlugin(['TSLINK_WIREGUARD_PORTS=off']);
     // Off leaves no forward behind: the chain is gone from every node's host.
     for (const n of NODES) {
       const nat = await sh('ip', ['netns', 'exec', `tsw-n${n}`, 'iptables', '-w', '-t', 'nat', '-S']);
