@@ -1,5 +1,5 @@
 /** Turns bench/results-*.json into BENCHMARKS.md, with each goal beside its figure. */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../test/e2e/harness.js';
 
@@ -114,6 +114,21 @@ if (real.length) {
   ];
   for (const [name, fn] of realRows) lines.push(`| ${name} | ${real.map(fn).join(' | ')} |`);
   lines.push('');
+}
+// Paths between containers on two hosts (bench/cross-host.ts, issue 25).
+interface PathFigures { rttMs: number; mbitPerS: number; runsMbit: number[]; how: string }
+interface CrossHost { engine: string; at: string; pings: number; megabytes: number; runs: number; hosts: PathFigures; direct: PathFigures; relayed: PathFigures }
+const xhostFile = join(ROOT, 'bench', 'cross-host-results.json');
+if (existsSync(xhostFile)) {
+  const x = JSON.parse(readFileSync(xhostFile, 'utf8')) as CrossHost;
+  lines.push('## Containers on two hosts: direct, relayed, and the hosts themselves (`bench/cross-host.ts`)', '',
+    `The swarm test bed on Docker ${x.engine} (${x.at.slice(0, 10)}): node 3 behind a home router's NAT, one container on node 1 and one on node 3, ` +
+    `real Tailscale, headscale's DERP on the hub. Round-trip time: median of ${x.pings} ICMP pings from node 3's side. ` +
+    `Throughput: a ${x.megabytes} MB HTTP download (busybox httpd on node 1's side, curl on node 3's), median of ${x.runs}. ` +
+    'All on one 2-core machine: the tailnet figures are bounded by WireGuard\'s CPU, the relayed ones also by the DERP server\'s.', '',
+    '| path | round trip | throughput | ratio to the hosts\' throughput |', '|---|---|---|---|');
+  for (const p of [x.hosts, x.direct, x.relayed]) lines.push(`| ${p.how} | ${f(p.rttMs, 3)} ms | ${f(p.mbitPerS, 0)} Mbit/s (${p.runsMbit.map((v) => f(v, 0)).join(', ')}) | ${f(p.mbitPerS / x.hosts.mbitPerS, 3)} |`);
+  lines.push('', `Direct against relayed: ${f(x.direct.mbitPerS / x.relayed.mbitPerS, 1)}× the throughput, ${f(x.relayed.rttMs / x.direct.rttMs, 2)}× less round-trip time (the relay here is on the same machine; a real DERP region adds its distance).`, '');
 }
 const notes = join(ROOT, 'bench', 'NOTES.md');
 let extra = '';

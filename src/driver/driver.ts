@@ -1,5 +1,6 @@
 import type { Settings } from '../config/settings.js';
-import { freeWireguardPort, portForwards } from '../host/wireguard-ports.js';
+import { freeWireguardPort } from '../host/wireguard-ports.js';
+import { PortForwarder } from '../host/port-forwarder.js';
 import { endpointHost, HostSpecError, linkNames, networkHost, parseDockerId, type EndpointHost, type NetworkHost } from '../host/host-spec.js';
 import { contains, parseCidr, subnetHalves } from '../host/ipv4.js';
 import type { HostNetwork } from '../host/network.js';
@@ -30,7 +31,8 @@ export class Driver {
   private readonly deleting = new Set<string>();
   private readonly addRules: () => Promise<void>;
   private readonly removeRules: () => Promise<void>;
-  private readonly forwardPorts: () => Promise<void>;
+  /** The host's forwards of the containers' WireGuard ports (the repair pass syncs them too). */
+  readonly forwards: PortForwarder;
 
   constructor(
     private readonly store: StateStore,
@@ -45,17 +47,7 @@ export class Driver {
     // new network's rule never waits for the (slow) removal of old ones: two lanes.
     this.addRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'add' }));
     this.removeRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'remove' }));
-    this.forwardPorts = coalesce(() => this.host.syncPortForwards(portForwards(this.settings.wireguardPorts, this.store.endpoints.values())));
-  }
-
-  /**
-   * Brings the host's WireGuard port forwards in line with the joined endpoints (Join, Leave and
-   * every repair pass call it; a burst costs one or two rewrites). A failure is logged: the node
-   * still works, relayed, until the next pass.
-   */
-  async syncPortForwards(): Promise<void> {
-    if (!this.settings.wireguardPorts) return;
-    await this.forwardPorts().catch((e: Error) => this.log.warn({ err: e.message }, 'WireGuard port forwards not updated: peers behind other NATs may be relayed until the next repair pass'));
+    this.forwards = new PortForwarder(host, () => this.store.endpoints.values(), settings.wireguardPorts, log);
   }
 
   capabilities(): P.CapabilitiesResponse {
@@ -179,7 +171,7 @@ export class Driver {
       this.log.info({ network: shortId(net.id), endpoint: shortId(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
       queueMicrotask(() => this.lifecycle.joined(rec, net));
       // Not awaited: the container's tailscaled starts after Join returns, and needs it only then.
-      void this.syncPortForwards();
+      void this.forwards.sync();
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
         Gateway: netHost.gateway,
@@ -208,10 +200,8 @@ export class Driver {
       this.log.info({ endpoint: shortId(ep.id) }, 'endpoint left');
     }).catch(stateFailed);
     // Its port stops reaching anything before Leave returns (a burst of leaves shares the rewrite).
-    await this.syncPortForwards();
+    await this.forwards.sync();
   }
-
-  /** Spaces DeleteEndpoint replies on engines that miscount endpoints deleted at once (engine-quirks.ts). */
 
   async deleteEndpoint(req: P.EndpointRequest): Promise<void> {
     await this.removeEndpoints([req.EndpointID]).catch(stateFailed);
@@ -279,8 +269,7 @@ export class Driver {
       release();
       await Promise.all(held);
     }
-    // Endpoints removed without a Leave (their container vanished) held a forward.
-    if (joined) await this.syncPortForwards();
+    if (joined) await this.forwards.sync(); // removed without a Leave (the container vanished): each held a forward
   }
 
   private hostSpecs(net: NetworkRecord, ep: EndpointRecord): [NetworkHost, EndpointHost] {
@@ -296,9 +285,7 @@ export class Driver {
   private network(id: string): NetworkRecord {
     const net = this.store.networks.get(id);
     if (!net || this.deleting.has(id)) {
-      throw notFound(
-        `tslink: network ${shortId(id)} is not known to this plugin (its record in ${this.settings.dataDir}/networks is missing); remove the network and create it again`,
-      );
+      throw notFound(`tslink: network ${shortId(id)} is not known to this plugin (its record in ${this.settings.dataDir}/networks is missing); remove the network and create it again`);
     }
     return net;
   }

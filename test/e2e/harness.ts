@@ -210,8 +210,9 @@ export async function tailscaledProcesses(dataDir: string): Promise<number[]> {
 export async function clearKernelState(): Promise<void> {
   for (const l of (await tslinkHostObjects()).filter((o) => o.startsWith('link '))) await sh('ip', ['link', 'del', l.slice(5).split('@')[0]!]);
   await sh('ip', ['route', 'flush', 'proto', '211']);
-  for (const [table, chain, from] of [['filter', 'TSLINK-FORWARD', 'FORWARD'], ['nat', 'TSLINK-POSTROUTING', 'POSTROUTING']] as const) {
-    await sh('iptables', ['-w', '-t', table, '-D', from, '-j', chain]);
+  const ports = ['-m', 'addrtype', '--dst-type', 'LOCAL', '!', '-i', 'tsh+'];
+  for (const [table, chain, from, match] of [['filter', 'TSLINK-FORWARD', 'FORWARD', []], ['nat', 'TSLINK-POSTROUTING', 'POSTROUTING', []], ['nat', 'TSLINK-PORTS', 'PREROUTING', ports]] as const) {
+    await sh('iptables', ['-w', '-t', table, '-D', from, ...match, '-j', chain]);
     await sh('iptables', ['-w', '-t', table, '-F', chain]);
     await sh('iptables', ['-w', '-t', table, '-X', chain]);
   }

@@ -1,0 +1,28 @@
+import type { PortRange } from '../config/settings.js';
+import { coalesce } from '../util/coalesce.js';
+import type { Logger } from '../util/log.js';
+import type { HostNetwork } from './network.js';
+import { portForwards } from './wireguard-ports.js';
+
+/**
+ * Keeps the host's WireGuard port forwards in line with the joined endpoints. Join, Leave and
+ * every repair pass call `sync`; a burst of them costs one or two rewrites. A failure is logged,
+ * not thrown: the node still works, relayed, until the next pass.
+ */
+export class PortForwarder {
+  private readonly write: () => Promise<void>;
+
+  constructor(
+    host: HostNetwork,
+    endpoints: () => Iterable<{ address: string; wireguardPort?: number; joinedAt?: string }>,
+    private readonly range: PortRange | undefined,
+    private readonly log: Logger,
+  ) {
+    this.write = coalesce(() => host.syncPortForwards(portForwards(range, endpoints())));
+  }
+
+  async sync(): Promise<void> {
+    if (!this.range) return;
+    await this.write().catch((e: Error) => this.log.warn({ err: e.message }, 'WireGuard port forwards not updated: peers behind other NATs may be relayed until the next repair pass'));
+  }
+}
