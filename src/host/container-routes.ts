@@ -17,3 +17,16 @@ export async function blockTailnetOutsideTailscale(run: Runner, netns: NetnsPath
     throw new Error(`ip route in the container: ${r.stderr.trim()}`);
   }
 }
+
+/**
+ * Turns on IP forwarding in a container's namespace, for a node that offers routes or an exit
+ * node (issue 26): tailscaled forwards between tailscale0 and eth0 only when the kernel does. A
+ * new namespace starts with forwarding off. The managed plugin's /proc/sys is read-only, so the
+ * write goes through a proc of the container's own (`unshare --mount-proc`). IPv6 may be off in
+ * the container: its line may fail.
+ */
+export async function enableForwarding(run: Runner, netns: NetnsPath): Promise<void> {
+  const script = 'echo 1 > /proc/sys/net/ipv4/ip_forward && { echo 1 > /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; true; }';
+  const r = await run('nsenter', [`--net=${netns}`, 'unshare', '--mount-proc', 'sh', '-c', script]);
+  if (r.code !== 0) throw new Error(`IP forwarding in the container: ${r.stderr.trim()}`);
+}

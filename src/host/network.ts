@@ -10,6 +10,8 @@ export const FILTER_CHAIN = 'TSLINK-FORWARD';
 export const NAT_CHAIN = 'TSLINK-POSTROUTING';
 /** nat: each container's WireGuard port, from the host's own addresses to the container. */
 export const PORTS_CHAIN = 'TSLINK-PORTS';
+/** The interfaces of Docker's bridge networks, by the names Docker gives them. */
+const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'] as const;
 /** Only packets from outside to the host's own addresses: never a container's own traffic. */
 const PORTS_JUMP = ['-m', 'addrtype', '--dst-type', 'LOCAL', '!', '-i', `${HOST_IF_PREFIX}+`] as const;
 
@@ -195,6 +197,9 @@ export class IprouteHostNetwork implements HostNetwork {
       `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -p udp -m multiport --dports ${this.wireguardDports()} -j ACCEPT`,
       `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
       `-A ${FILTER_CHAIN} -i ${tsh} -o ${tsh} -j DROP`,
+      // Docker's bridges are Docker's to guard (an --internal network above all): a container of
+      // ours reaches one only through a port the host publishes (DNAT), never by its addresses.
+      ...DOCKER_BRIDGES.map((br) => `-A ${FILTER_CHAIN} -i ${tsh} -o ${br} -m conntrack ! --ctstate DNAT -j DROP`),
       `-A ${FILTER_CHAIN} -i ${tsh} -j ACCEPT`,
       `-A ${FILTER_CHAIN} -o ${tsh} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
       // A peer's first packet to a container's own port, forwarded by PORTS_CHAIN (and only by it:

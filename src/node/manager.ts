@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { within } from '../util/timeout.js';
 import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
-import { blockTailnetOutsideTailscale } from '../host/container-routes.js';
+import { blockTailnetOutsideTailscale, enableForwarding } from '../host/container-routes.js';
 import { overriddenTags } from '../config/labels.js';
 import { overriddenRouting } from '../config/routing.js';
 import type { Settings } from '../config/settings.js';
@@ -138,7 +138,10 @@ export class NodeManager {
           // setpriv: the daemon gets SIGTERM when this plugin process dies (kill -9 included), so
           // no tailscaled outlives its owner and keeps a removed container's namespace alive.
           spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(this.settings.tailscaledEnv) }),
-        prepareNamespace: () => blockTailnetOutsideTailscale(this.run, netns),
+        prepareNamespace: async () => {
+          await blockTailnetOutsideTailscale(this.run, netns);
+          if (spec.advertiseExitNode || spec.advertiseRoutes.length) await enableForwarding(this.run, netns);
+        },
         leftovers: this.leftovers,
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,

@@ -132,7 +132,7 @@ export class NodeSupervisor {
     }
     await rm(this.paths.socket, { force: true });
     await this.deps.prepareNamespace?.().catch((e: Error) =>
-      this.log.warn({ err: e.message }, 'could not make tailnet ranges unreachable in the container'),
+      this.log.warn({ err: e.message }, 'could not prepare the container\'s namespace (tailnet ranges unreachable outside tailscale0, forwarding for routes)'),
     );
     // stop() may have run during any await above; it found no daemon to stop, so none may start
     // now (a daemon started here would outlive its endpoint).

@@ -7,8 +7,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { DOCKER, ENGINE, IMAGE, e2eSkipReason, sh, waitFor } from './harness.js';
-import { CONTROL_URL, Headscale, type HsNode } from './tailnet.js';
+import { CONTROL_URL, Headscale, ROUTED_SUBNET, type HsNode } from './tailnet.js';
 import { BED_BASE as BASE, BED_NODES as NODES, bedNodeCli as cli, bedStatuses as statuses, onNode as on, setBedPlugin, startTailnetBed, stopTailnetBed, type NodeNo } from './swarm-tailnet-bed.js';
 import { SUPPORTED_TAILSCALE } from '../../src/config/tailscale-features.js';
 
@@ -148,5 +149,104 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
     const direct = pairs.filter((p) => / via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `)).length;
     if (direct < pairs.length) await waitFor('a node 1 status counting relayed peers', async () => statuses(1).find((s) => (s.peers?.relayed ?? 0) > 0), 30_000, 1000);
     await removeService('np');
+  });
+  /**
+   * Routing through the tailnet (issue 26). "The internet" is the hub (10.213.0.254): a server
+   * there answers each request with the address it came from. Node 1 reaches it from 10.213.0.1,
+   * node 3 from its router's 10.213.0.3.
+   */
+  describe('routing through the tailnet: exit nodes and subnet routes (issue 26)', () => {
+    const INTERNET = '10.213.0.254';
+    const whoAmI = `http://${INTERNET}:8099/`;
+    let echo: ReturnType<typeof spawn> | undefined;
+    const exec = (n: NodeNo, c: string, cmd: string) => sh(DOCKER, ['-H', `unix://${join(BASE, `n${n}`, 'docker.sock')}`, 'exec', c, 'sh', '-c', cmd], { timeoutMs: 60_000 });
+    const running = (n: NodeNo, container: string, what: string) =>
+      waitFor(`${what} running on node ${n}`, async () => {
+        const st = statuses(n).find((x) => x.container === container);
+        if (st?.state === 'failed') throw new Error(`${what}: ${st.lastError}`);
+        return st?.state === 'running' ? st : undefined;
+      }, 90_000, 500);
+    const run = (n: NodeNo, name: string, ...args: string[]) => on(n, 'run', '-d', '--name', name, ...args, IMAGE, 'sleep', '3600');
+
+    before(async () => {
+      echo = spawn('ip', ['netns', 'exec', 'tsw-hub', process.execPath, '-e',
+        `require('http').createServer((q, r) => r.end(q.socket.remoteAddress.replace('::ffff:', ''))).listen(8099, '${INTERNET}')`], { stdio: 'ignore' });
+      const key = await hs.key({ reusable: true });
+      for (const n of NODES) await on(n, 'network', 'create', '--config-only', '-o', `tslink.authkey=${key.key}`, '-o', `tslink.loginserver=${CONTROL_URL}`, 'rtconf');
+      await on(1, 'network', 'create', '-d', 'tslink:latest', '--scope', 'swarm', '--attachable', '--config-from', 'rtconf', 'rtnet');
+    });
+
+    after(() => {
+      echo?.kill();
+    });
+
+    it("a container using another host's container as its exit node reaches the internet from that host's address; with the exit node gone, its traffic stops and nothing leaves by its own host", async () => {
+      const plain = await run(1, 'rt-plain', '--network', 'rtnet', '--label', 'tslink.hostname=rt-plain');
+      await running(1, plain, 'rt-plain');
+      assert.equal((await exec(1, plain, `curl -s -m 10 ${whoAmI}`)).stdout, '10.213.0.1', 'without an exit node: from its own host');
+      const exitNode = await run(3, 'rt-exit', '--network', 'rtnet', '--label', 'tslink.hostname=rt-exit', '--label', 'tslink.advertise-exit-node=true');
+      await running(3, exitNode, 'rt-exit');
+      const offered = await waitFor('control approving rt-exit as an exit node', async () => {
+        const n = (await hs.nodes()).find((x) => x.givenName === 'rt-exit');
+        return n?.approvedRoutes.includes('0.0.0.0/0') ? n : undefined;
+      }, 30_000, 500);
+      assert.ok(offered.availableRoutes.includes('0.0.0.0/0'), 'advertised by the node itself');
+      const client = await run(1, 'rt-client', '--network', 'rtnet', '--label', 'tslink.hostname=rt-client', '--label', 'tslink.exit-node=rt-exit');
+      await running(1, client, 'rt-client');
+      const clientIp = await on(1, 'inspect', '-f', '{{(index .NetworkSettings.Networks "rtnet").IPAddress}}', client);
+      // Every packet from the client to the internet host that its own host forwards is counted.
+      const ns = ['netns', 'exec', 'tsw-n1', 'iptables', '-w'];
+      await sh('ip', [...ns, '-N', 'E2E-LEAK']);
+      await sh('ip', [...ns, '-A', 'E2E-LEAK', '-j', 'RETURN']);
+      await sh('ip', [...ns, '-I', 'FORWARD', '1', '-s', clientIp, '-d', INTERNET, '-j', 'E2E-LEAK']);
+      const leaked = async () => Number(/^\s*(\d+)/.exec((await sh('ip', [...ns, '-L', 'FORWARD', '1', '-v', '-x', '-n'])).stdout)?.[1] ?? NaN);
+      const seen = await waitFor('rt-client reaching the internet through rt-exit', async () => {
+        const r = await exec(1, client, `curl -s -m 5 ${whoAmI}`);
+        return r.code === 0 ? r.stdout : undefined;
+      }, 60_000, 1000);
+      assert.equal(seen, '10.213.0.3', "the internet sees the exit node's host (behind its router), not the client's");
+      await on(3, 'rm', '-f', exitNode);
+      const gone = await exec(1, client, `curl -s -m 5 ${whoAmI}`);
+      assert.notEqual(gone.code, 0, `with its exit node gone the request fails (got ${JSON.stringify(gone.stdout)})`);
+      assert.equal(await leaked(), 0, "nothing from the client left by its own host's NAT, before or after the exit node went");
+      // Item 3: the label changed (the container made again without it): the same node, straight out.
+      const before = await hs.nodeNamed('rt-client');
+      await on(1, 'rm', '-f', client);
+      const again = await run(1, 'rt-client2', '--network', 'rtnet', '--label', 'tslink.hostname=rt-client');
+      await running(1, again, 'rt-client again');
+      assert.equal((await hs.nodeNamed('rt-client')).id, before.id, 'the same identity in control');
+      assert.equal((await waitFor('rt-client straight out', async () => (await exec(1, again, `curl -s -m 5 ${whoAmI}`)).stdout || undefined, 30_000, 1000)), '10.213.0.1');
+      await sh('ip', [...ns, '-D', 'FORWARD', '-s', clientIp, '-d', INTERNET, '-j', 'E2E-LEAK']);
+      for (const c of [plain, again]) await on(1, 'rm', '-f', c);
+    });
+
+    it("a container routes a subnet only it reaches; a container on another host with accept-routes reaches it through it, one without does not", async () => {
+      await on(1, 'network', 'create', '--internal', '--subnet', ROUTED_SUBNET, 'rtbehind');
+      // A web server on the subnet that answers with the address it sees (busybox httpd, a CGI script).
+      const server = await on(1, 'run', '-d', '--name', 'rt-server', '--network', 'rtbehind', '--ip', '10.77.0.10', IMAGE, 'sh', '-c',
+        'mkdir -p /www/cgi-bin && printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho -n \\$REMOTE_ADDR\\n" > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 80 -h /www');
+      const router = await on(1, 'create', '--name', 'rt-router', '--network', 'rtnet', '--label', 'tslink.hostname=rt-router', '--label', `tslink.advertise-routes=${ROUTED_SUBNET}`, IMAGE, 'sleep', '3600');
+      await on(1, 'network', 'connect', '--ip', '10.77.0.2', 'rtbehind', router);
+      await on(1, 'start', router);
+      await running(1, router, 'rt-router');
+      await waitFor('control approving the subnet route', async () => (await hs.nodes()).find((x) => x.givenName === 'rt-router')?.approvedRoutes.includes(ROUTED_SUBNET) || undefined, 30_000, 500);
+      const user = await run(3, 'rt-user', '--network', 'rtnet', '--label', 'tslink.hostname=rt-user', '--label', 'tslink.accept-routes=true');
+      const other = await run(3, 'rt-other', '--network', 'rtnet', '--label', 'tslink.hostname=rt-other');
+      await running(3, user, 'rt-user');
+      await running(3, other, 'rt-other');
+      const url = 'http://10.77.0.10/cgi-bin/ip';
+      const seen = await waitFor('rt-user reaching the subnet', async () => {
+        const r = await exec(3, user, `curl -s -m 5 ${url}`);
+        return r.code === 0 ? r.stdout : undefined;
+      }, 60_000, 1000);
+      assert.equal(seen, '10.77.0.2', "the server sees the subnet router's own address on its subnet");
+      assert.notEqual((await exec(3, other, `curl -s -m 5 ${url}`)).code, 0, 'without accept-routes the subnet is out of reach');
+      // On the subnet's own host, a tslink container does not get into an --internal network through the host either.
+      const near = await run(1, 'rt-near', '--network', 'rtnet', '--label', 'tslink.hostname=rt-near');
+      await running(1, near, 'rt-near');
+      assert.notEqual((await exec(1, near, `curl -s -m 5 ${url}`)).code, 0, "Docker's --internal network stays closed to containers of the same host");
+      for (const [n, c] of [[1, server], [1, router], [3, user], [3, other], [1, near]] as const) await on(n, 'rm', '-f', c);
+      await on(1, 'network', 'rm', 'rtbehind');
+    });
   });
 });

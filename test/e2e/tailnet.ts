@@ -24,6 +24,8 @@ const HOST_IF = 'tslctl0';
 /** The control host's address: a test host of this suite's own, in its own namespace. */
 export const CTL_ADDR = '10.214.0.2';
 const HOST_ADDR = '10.214.0.1';
+/** The subnet a node routes for in the routing e2e (issue 26), auto-approved by the policy. */
+export const ROUTED_SUBNET = '10.77.0.0/24';
 export const CONTROL_URL = `http://${CTL_ADDR}:8080`;
 export const BASE_DOMAIN = 'tsl.test';
 /** A DNS record control hands every node (headscale's `dns.extra_records`). */
@@ -42,6 +44,9 @@ export interface HsNode {
   tags: string[];
   online: boolean;
   user?: { name?: string };
+  /** Routes the node advertises, and those control approved (issue 26). */
+  availableRoutes: string[];
+  approvedRoutes: string[];
 }
 
 interface RawNode {
@@ -54,6 +59,8 @@ interface RawNode {
   valid_tags?: string[];
   online?: boolean;
   user?: { name?: string };
+  available_routes?: string[];
+  approved_routes?: string[];
 }
 
 export class Headscale {
@@ -68,6 +75,8 @@ export class Headscale {
     writeFileSync(join(this.dir, 'policy.json'), JSON.stringify({
       tagOwners: { 'tag:e2e': ['e2e@'], 'tag:web': ['e2e@'], 'tag:db': ['e2e@'] },
       acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }],
+      // Issue 26: what the suite's nodes advertise is approved by policy, as an operator would set it.
+      autoApprovers: { exitNode: ['e2e@'], routes: { [ROUTED_SUBNET]: ['e2e@'] } },
     }));
     writeFileSync(this.config, headscaleConfig(this.dir));
     const fd = openSync(this.logFile, 'a');
@@ -163,6 +172,8 @@ export class Headscale {
       tags: [...new Set([...(n.tags ?? []), ...(n.forced_tags ?? []), ...(n.valid_tags ?? [])])].sort(),
       online: n.online === true,
       user: n.user,
+      availableRoutes: n.available_routes ?? [],
+      approvedRoutes: n.approved_routes ?? [],
     }));
   }
 

@@ -111,6 +111,7 @@ describe('host network', () => {
     assert.match(restore?.input ?? '', /:TSLINK-FORWARD - \[0:0\]/);
     assert.match(restore?.input ?? '', /-i tsh\+ -o tsh\+ -p udp -m multiport --dports 41641 -j ACCEPT/);
     assert.match(restore?.input ?? '', /-s 10\.9\.0\.0\/24 ! -o tsh\+ -m comment --comment tslink:ffffffffffff -j MASQUERADE/);
+    assert.match(restore?.input ?? '', /-i tsh\+ -o br-\+ -m conntrack ! --ctstate DNAT -j DROP\n(.*\n)*-A TSLINK-FORWARD -i tsh\+ -j ACCEPT/, "Docker's bridges only through a published port, checked before anything from our links is accepted");
     assert.ok(calls.some((c) => c.args.join(' ') === '-w -t filter -I FORWARD 1 -j TSLINK-FORWARD'));
     assert.ok(!calls.some((c) => c.args.join(' ') === '-w -t nat -I POSTROUTING 1 -j TSLINK-POSTROUTING'));
     calls.length = 0;
