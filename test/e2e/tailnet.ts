@@ -74,7 +74,8 @@ export class Headscale {
     await this.makeNamespace();
     writeFileSync(join(this.dir, 'policy.json'), JSON.stringify({
       tagOwners: { 'tag:e2e': ['e2e@'], 'tag:web': ['e2e@'], 'tag:db': ['e2e@'] },
-      acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }],
+      // autogroup:internet: what an exit node may carry; headscale's `*` does not hold it (measured).
+      acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }, { action: 'accept', src: ['*'], dst: ['autogroup:internet:*'] }],
       // Issue 26: what the suite's nodes advertise is approved by policy, as an operator would set it.
       autoApprovers: { exitNode: ['e2e@'], routes: { [ROUTED_SUBNET]: ['e2e@'] } },
     }));
