@@ -38,7 +38,7 @@ export class RepairPass {
       const removed = await nodes.collectGarbage();
       if (removed.length) this.log.info({ removed }, 'removed node files no endpoint uses');
       await names.repair();
-      await driver.forwards.sync();
+      await driver.forwards.repair();
       metrics.repairPass(true, orphans.length, removed.length);
       this.done = true;
     } catch (e) {

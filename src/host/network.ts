@@ -30,8 +30,9 @@ export interface HostNetwork {
   /**
    * Makes the host's WireGuard port forwards exactly these (one chain, rewritten whole in one
    * iptables-restore, so a repeat is harmless and a forward no endpoint holds any more is gone).
+   * `checkJump`: check our jump is still there even when this process put it there (repair).
    */
-  syncPortForwards(forwards: readonly PortForward[]): Promise<void>;
+  syncPortForwards(forwards: readonly PortForward[], opts?: { checkJump?: boolean }): Promise<void>;
   /** Removes tslink links and routes that belong to none of these endpoints. */
   sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }>;
   /** Lists tslink's links present now. */
@@ -216,20 +217,34 @@ export class IprouteHostNetwork implements HostNetwork {
 
   /** Port-forward syncs run one after another: each rewrites the chain whole. */
   private portsQueue: Promise<unknown> = Promise.resolve();
+  /** Whether our PREROUTING jump to PORTS_CHAIN is known to be there (true), known gone (false), or unknown. */
+  private portsJump: boolean | undefined;
 
-  syncPortForwards(forwards: readonly PortForward[]): Promise<void> {
-    const run = this.portsQueue.then(() => this.writePortForwards(forwards));
+  syncPortForwards(forwards: readonly PortForward[], opts: { checkJump?: boolean } = {}): Promise<void> {
+    const run = this.portsQueue.then(() => this.writePortForwards(forwards, opts.checkJump === true));
     this.portsQueue = run.catch(() => undefined);
     return run;
   }
 
-  private async writePortForwards(forwards: readonly PortForward[]): Promise<void> {
+  /**
+   * One iptables-restore per change (Join and Leave each cause one): the jump is checked only
+   * when its state is unknown or a repair pass asks, and removed once when the last forward goes.
+   */
+  private async writePortForwards(forwards: readonly PortForward[], checkJump: boolean): Promise<void> {
     // None wanted: no chain and no jump, so a host without tslink endpoints holds nothing of ours.
-    if (!this.wireguardPorts || !forwards.length) return this.removeChain('nat', 'PREROUTING', PORTS_CHAIN, PORTS_JUMP);
+    if (!this.wireguardPorts || !forwards.length) {
+      if (this.portsJump === false && !checkJump) return;
+      await this.removeChain('nat', 'PREROUTING', PORTS_CHAIN, PORTS_JUMP);
+      this.portsJump = false;
+      return;
+    }
     // Every value is a checked type (an Ipv4Address, a port of the range): no text reaches iptables.
     const lines = ['*nat', `:${PORTS_CHAIN} - [0:0]`, ...forwards.map((f) => `-A ${PORTS_CHAIN} -p udp --dport ${f.port} -j DNAT --to-destination ${f.address}:${f.port}`), 'COMMIT'];
     await mustRun(this.run, 'iptables-restore', ['-w', '--noflush'], { input: lines.join('\n') + '\n' });
+    if (this.portsJump === true && !checkJump) return;
+    this.portsJump = undefined;
     await this.ensureJump('nat', 'PREROUTING', PORTS_CHAIN, PORTS_JUMP);
+    this.portsJump = true;
   }
 
   /** WireGuard between containers of this host: the shared port and the containers' own. */

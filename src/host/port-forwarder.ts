@@ -13,8 +13,8 @@ export class PortForwarder {
   private readonly write: () => Promise<void>;
 
   constructor(
-    host: HostNetwork,
-    endpoints: () => Iterable<{ address: string; wireguardPort?: number; joinedAt?: string }>,
+    private readonly host: HostNetwork,
+    private readonly endpoints: () => Iterable<{ address: string; wireguardPort?: number; joinedAt?: string }>,
     private readonly range: PortRange | undefined,
     private readonly log: Logger,
   ) {
@@ -23,6 +23,16 @@ export class PortForwarder {
 
   async sync(): Promise<void> {
     if (!this.range) return;
-    await this.write().catch((e: Error) => this.log.warn({ err: e.message }, 'WireGuard port forwards not updated: peers behind other NATs may be relayed until the next repair pass'));
+    await this.write().catch((e: Error) => this.warn(e));
+  }
+
+  /** A repair pass: the same, and our jump checked even where this process made it. */
+  async repair(): Promise<void> {
+    if (!this.range) return;
+    await this.host.syncPortForwards(portForwards(this.range, this.endpoints()), { checkJump: true }).catch((e: Error) => this.warn(e));
+  }
+
+  private warn(e: Error): void {
+    this.log.warn({ err: e.message }, 'WireGuard port forwards not updated: peers behind other NATs may be relayed until the next repair pass');
   }
 }

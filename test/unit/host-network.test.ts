@@ -137,9 +137,18 @@ describe('host network', () => {
     assert.equal(calls[0]?.input, '*nat\n:TSLINK-PORTS - [0:0]\n-A TSLINK-PORTS -p udp --dport 41642 -j DNAT --to-destination 10.9.0.5:41642\n-A TSLINK-PORTS -p udp --dport 41643 -j DNAT --to-destination 10.9.0.6:41643\nCOMMIT\n');
     assert.ok(calls.some((c) => c.args.join(' ') === '-w -t nat -I PREROUTING 1 -m addrtype --dst-type LOCAL ! -i tsh+ -j TSLINK-PORTS'), 'jump only for packets to the host itself from outside');
     calls.length = 0;
+    await host.syncPortForwards([{ address: parseIpv4('10.9.0.5')!, port: 41642 }]);
+    assert.deepEqual(calls.map((c) => c.cmd), ['iptables-restore'], 'a Join or Leave costs one process: the jump is known to be there');
+    calls.length = 0;
+    await host.syncPortForwards([{ address: parseIpv4('10.9.0.5')!, port: 41642 }], { checkJump: true });
+    assert.ok(calls.some((c) => c.args.includes('-C')), 'a repair pass checks the jump');
+    calls.length = 0;
     await host.syncPortForwards([]);
     const lines = calls.map((c) => `${c.cmd} ${c.args.join(' ')}`);
     assert.deepEqual(lines, ['iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL ! -i tsh+ -j TSLINK-PORTS', 'iptables -w -t nat -F TSLINK-PORTS', 'iptables -w -t nat -X TSLINK-PORTS']);
+    calls.length = 0;
+    await host.syncPortForwards([]);
+    assert.equal(calls.length, 0, 'removed once: the next empty sync runs nothing');
     calls.length = 0;
     await new IprouteHostNetwork(run, undefined, async () => undefined, async () => '1\n').syncPortForwards([]);
     assert.ok(calls.every((c) => c.cmd !== 'iptables-restore'), 'the range off: a chain left by an earlier setting is removed, none written');
