@@ -18,11 +18,16 @@ import { parseIpv4, type Ipv4Address } from './ipv4.js';
  */
 export function freeWireguardPort(range: PortRange | undefined, eps: Iterable<{ wireguardPort?: number; createdAt?: string }>): number {
   if (!range) return WIREGUARD_PORT;
-  const list = [...eps];
-  const taken = new Set(list.flatMap((e) => (e.wireguardPort ? [e.wireguardPort] : [])));
-  const newest = list.filter((e) => inRange(range, e.wireguardPort)).sort((a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? '')).pop()?.wireguardPort;
+  // One pass (CreateEndpoint runs this on every endpoint of the host: no sort on that path).
+  const taken = new Set<number>();
+  let newest: { port: number; at: string } | undefined;
+  for (const e of eps) {
+    if (!e.wireguardPort) continue;
+    taken.add(e.wireguardPort);
+    if (inRange(range, e.wireguardPort) && (!newest || (e.createdAt ?? '') >= newest.at)) newest = { port: e.wireguardPort, at: e.createdAt ?? '' };
+  }
   const size = range.last - range.first + 1;
-  const start = newest === undefined ? 0 : newest - range.first + 1;
+  const start = newest === undefined ? 0 : newest.port - range.first + 1;
   for (let i = 0; i < size; i++) {
     const p = range.first + ((start + i) % size);
     if (!taken.has(p)) return p;
