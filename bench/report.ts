@@ -14,7 +14,7 @@ interface Result {
   dockerRunReturnToNodeUpMs?: Stats;
   joinHandlerMs: Stats;
   joinToReadyMs: Stats;
-  churn100Ms: { tslink: number; bridge: number; ratio: number };
+  churn100Ms: { tslink: number; bridge: number; ratio: number; pairRatios?: number[] };
   burst50ToAllRunningMs: number;
   rss50NodesMb: number;
   recovery50Ms: Stats;
@@ -43,7 +43,7 @@ const rows: [string, string, (r: Result) => string][] = [
   ['`docker run` → tailscale0 up (double), p50 / p99', 'p50 ≤ 100 ms', (r) => `${f(r.dockerRunToNodeUpMs.median)} / ${f(r.dockerRunToNodeUpMs.p99)} ms (${met(r.dockerRunToNodeUpMs.median <= 100)})`],
   ['`docker run` returned → tailscale0 up (double), p50 / p99', 'p50 ≤ 100 ms (the goal read this way)', (r) => (r.dockerRunReturnToNodeUpMs ? `${f(r.dockerRunReturnToNodeUpMs.median)} / ${f(r.dockerRunReturnToNodeUpMs.p99)} ms (${met(r.dockerRunReturnToNodeUpMs.median <= 100)})` : 'not measured')],
   ['Join → namespace ready, p50 / p99', '—', (r) => `${f(r.joinToReadyMs.median)} / ${f(r.joinToReadyMs.p99)} ms`],
-  ['churn of 100, 10 at a time (tslink / bridge)', '≤ 1.2× bridge', (r) => `${f(r.churn100Ms.tslink / 1000)} / ${f(r.churn100Ms.bridge / 1000)} s = ${f(r.churn100Ms.ratio, 2)}× (${met(r.churn100Ms.ratio <= 1.2)})`],
+  ['churn of 100, 10 at a time (tslink / bridge)', '≤ 1.2× bridge', (r) => `${f(r.churn100Ms.tslink / 1000)} / ${f(r.churn100Ms.bridge / 1000)} s = ${f(r.churn100Ms.ratio, 2)}×${r.churn100Ms.pairRatios ? `, pairs ${f(Math.min(...r.churn100Ms.pairRatios), 2)}–${f(Math.max(...r.churn100Ms.pairRatios), 2)}×` : ''} (${met(r.churn100Ms.ratio <= 1.2)})`],
   ['burst of 50 `docker run` → all nodes running', '—', (r) => `${f(r.burst50ToAllRunningMs / 1000, 2)} s`],
   ['recovery of 50 nodes after kill -9, median of 5 (p99, max)', '≤ 3 s (issue 13: ≤ 5 s)', (r) => `${f(r.recovery50Ms.median / 1000, 2)} s (${f(r.recovery50Ms.p99 / 1000, 2)}, ${f(r.recovery50Ms.max / 1000, 2)}) (${met(r.recovery50Ms.median <= 3000)})`],
   ['plugin RSS idle / 100 / 1,000 endpoints', '≤ 60 MB + ≤ 150 KB per endpoint', (r) => `${f(r.rssIdleMb)} / ${f(r.rss100EndpointsMb)} / ${f(r.rss1000EndpointsMb)} MB, ${f(perEndpointKb(r))} KB per endpoint (${met(r.rssIdleMb <= 60 && perEndpointKb(r) <= 150)})`],

@@ -34,6 +34,8 @@ export class ContainerNames {
   private readonly applied = new Map<string, string>();
   /** Containers whose route_localnet is on (written with their first MagicDNS rule). */
   private readonly localnet = new Set<string>();
+  /** Containers this process has written rules into (or tried to): no longer fresh. */
+  private readonly touched = new Set<string>();
   private readonly syncs = new Map<string, () => Promise<void>>();
   private readonly running = new Set<Promise<void>>();
 
@@ -42,6 +44,11 @@ export class ContainerNames {
     private readonly run: Runner,
     private readonly hostDockerRun: string | undefined,
     private readonly log: Logger,
+    /**
+     * Whether Docker joined the endpoint while this process ran: its namespace then holds no rules
+     * of ours until this writes some, and the first write needs no read.
+     */
+    private readonly joinedHere: (endpoint: string) => boolean,
     private readonly wireguardPorts?: PortRange,
     private readonly settleMs = NAMES_SETTLE_MS,
   ) {}
@@ -80,6 +87,10 @@ export class ContainerNames {
     this.running.add(p);
   }
 
+  private isFresh(endpoint: string): boolean {
+    return !this.touched.has(endpoint) && this.joinedHere(endpoint);
+  }
+
   private members(network: string): Member[] {
     const net = this.store.networks.get(network);
     if (!net) return [];
@@ -95,6 +106,7 @@ export class ContainerNames {
   }
 
   private async sync(network: string, rewrite: boolean): Promise<void> {
+    for (const id of this.touched) if (!this.store.endpoints.has(id)) this.touched.delete(id);
     const members = this.members(network);
     for (const m of members) {
       const nat: ContainerNat = { ...m.nat, peers: members.flatMap((p) => (p !== m && p.peer ? [p.peer] : [])) };
@@ -102,7 +114,8 @@ export class ContainerNames {
       const prev = this.applied.get(m.endpoint);
       if (rewrite && prev === text) continue;
       // Once set up (route_localnet on if MagicDNS needs it), a change rewrites our chains only.
-      const mode = !rewrite && prev === text ? 'repair' : prev !== undefined && (!nat.magicDns || this.localnet.has(m.endpoint)) ? 'chains' : 'write';
+      const mode = !rewrite && prev === text ? 'repair' : prev !== undefined && (!nat.magicDns || this.localnet.has(m.endpoint)) ? 'chains' : this.isFresh(m.endpoint) ? 'fresh' : 'write';
+      this.touched.add(m.endpoint);
       try {
         const wrote = await syncContainerNat(this.run, m.netns, nat, mode);
         this.applied.set(m.endpoint, text);
