@@ -93,7 +93,7 @@ function tableRules(saved: string, table: string): string[] {
  * of ours yet (one a Join in this process made: nothing to read first); `write` reads the
  * namespace's rules first, to leave exactly one jump of ours first; `chains` rewrites our chains
  * only (the jumps are in place); `repair` reads, and writes only when a jump of ours is missing or
- * no longer first. All but `chains` turn route_localnet on when MagicDNS needs it.
+ * no longer first.
  */
 export type NatSyncMode = 'fresh' | 'write' | 'chains' | 'repair';
 
@@ -105,19 +105,22 @@ export type NatSyncMode = 'fresh' | 'write' | 'chains' | 'repair';
  */
 const RESTORE_THEN_LOCALNET = 'iptables-restore -w --noflush && echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet';
 
-/** Makes the rules in the container's namespace what `natRestoreInput` says; answers whether it wrote. */
-export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, mode: NatSyncMode): Promise<boolean> {
+/**
+ * Makes the rules in the container's namespace what `natRestoreInput` says; answers whether it
+ * wrote. `localnet`: turn route_localnet on with them (MagicDNS needs it, once).
+ */
+export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, mode: NatSyncMode, localnet = false): Promise<boolean> {
   const restore = (input: string, localnet: boolean): Promise<unknown> =>
     localnet
       ? mustRun(run, 'nsenter', [`--net=${netns}`, 'unshare', '--mount-proc', 'sh', '-c', RESTORE_THEN_LOCALNET], { input })
       : mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input });
   if (mode === 'chains') {
-    await restore(natRestoreInput(nat, undefined), false);
+    await restore(natRestoreInput(nat, undefined), localnet);
     return true;
   }
   // An empty save is what a namespace without rules of ours reads as: the jumps go in first.
   const saved = mode === 'fresh' ? '' : (await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-save'])).stdout;
   if (mode === 'repair' && JUMPS.every(([table, builtin, chain]) => jumpFirst(saved, table, builtin, chain).length === 0)) return false;
-  await restore(natRestoreInput(nat, saved), nat.magicDns !== undefined);
+  await restore(natRestoreInput(nat, saved), localnet);
   return true;
 }

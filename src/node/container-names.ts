@@ -113,13 +113,15 @@ export class ContainerNames {
       const text = JSON.stringify(nat);
       const prev = this.applied.get(m.endpoint);
       if (rewrite && prev === text) continue;
-      // Once set up (route_localnet on if MagicDNS needs it), a change rewrites our chains only.
-      const mode = !rewrite && prev === text ? 'repair' : prev !== undefined && (!nat.magicDns || this.localnet.has(m.endpoint)) ? 'chains' : this.isFresh(m.endpoint) ? 'fresh' : 'write';
+      // Once written, a change rewrites our chains only; MagicDNS arriving later brings its
+      // route_localnet along in the same command.
+      const mode = !rewrite && prev === text ? 'repair' : prev !== undefined ? 'chains' : this.isFresh(m.endpoint) ? 'fresh' : 'write';
+      const localnet = nat.magicDns !== undefined && !this.localnet.has(m.endpoint);
       this.touched.add(m.endpoint);
       try {
-        const wrote = await syncContainerNat(this.run, m.netns, nat, mode);
+        const wrote = await syncContainerNat(this.run, m.netns, nat, mode, localnet);
         this.applied.set(m.endpoint, text);
-        if (nat.magicDns && mode !== 'chains') this.localnet.add(m.endpoint);
+        if (localnet) this.localnet.add(m.endpoint);
         if (wrote && mode === 'repair') this.log.info({ endpoint: shortId(m.endpoint) }, 'container name rules put back in front');
       } catch (e) {
         // The container went meanwhile, or its namespace refused: the next change or repair tries again.
