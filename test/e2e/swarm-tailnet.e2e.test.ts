@@ -127,14 +127,18 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
   }
 
   it('10 tasks on node 1 and 10 behind the NAT on node 3: every cross-host pair connects directly within 10 s (issue 25)', async () => {
-    const pairs = await crossHostPaths('dp', ['-c', '20', '--timeout', '1s']);
-    assert.equal(pairs.length, 100);
-    const relayed = pairs.filter((p) => !/ via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `) || p.ms > 10_000);
-    assert.deepEqual(relayed.map((p) => `${p.pair}: ${p.last} (${p.ms} ms)`), [], 'every pair direct within 10 s');
-    // tailscaled's own view, as the node's status (and so `tslink status`) shows it.
-    const seen = await waitFor('a node 1 status counting its 10 direct peers', async () => statuses(1).find((s) => (s.peers?.direct ?? 0) >= 10), 30_000, 1000);
-    assert.equal(seen.peers?.relayed, 0);
-    await removeService('dp');
+    // Removed even when an assertion fails: the next test disables the plugin, which a network in use refuses.
+    try {
+      const pairs = await crossHostPaths('dp', ['-c', '20', '--timeout', '1s']);
+      assert.equal(pairs.length, 100);
+      const relayed = pairs.filter((p) => !/ via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `) || p.ms > 10_000);
+      assert.deepEqual(relayed.map((p) => `${p.pair}: ${p.last} (${p.ms} ms)`), [], 'every pair direct within 10 s');
+      // tailscaled's own view, as the node's status (and so `tslink status`) shows it.
+      const seen = await waitFor('a node 1 status counting its 10 direct peers', async () => statuses(1).find((s) => (s.peers?.direct ?? 0) >= 10), 30_000, 1000);
+      assert.equal(seen.peers?.relayed, 0);
+    } finally {
+      await removeService('dp');
+    }
   });
 
   it('the same with the per-container ports off (TSLINK_WIREGUARD_PORTS=off): every pair still works, and the count of direct ones is reported', async () => {
