@@ -148,14 +148,17 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
       const nat = await sh('ip', ['netns', 'exec', `tsw-n${n}`, 'iptables', '-w', '-t', 'nat', '-S']);
       assert.doesNotMatch(nat.stdout, /TSLINK-PORTS/, `node ${n}`);
     }
-    // Relayed pairs ping all 10 times: every pair at once keeps this to seconds.
-    const pairs = await crossHostPaths('np', ['-c', '10', '--timeout', '1s'], true);
-    assert.equal(pairs.length, 100);
-    assert.deepEqual(pairs.filter((p) => !p.last.startsWith('pong')).map((p) => `${p.pair}: ${p.last}`), [], 'every pair answers, relayed or not');
-    // What tailscaled itself sees is what the status (and `tslink status`) reports.
-    const direct = pairs.filter((p) => / via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `)).length;
-    if (direct < pairs.length) await waitFor('a node 1 status counting relayed peers', async () => statuses(1).find((s) => (s.peers?.relayed ?? 0) > 0), 30_000, 1000);
-    await removeService('np');
+    try {
+      // Relayed pairs ping all 10 times: every pair at once keeps this to seconds.
+      const pairs = await crossHostPaths('np', ['-c', '10', '--timeout', '1s'], true);
+      assert.equal(pairs.length, 100);
+      assert.deepEqual(pairs.filter((p) => !p.last.startsWith('pong')).map((p) => `${p.pair}: ${p.last}`), [], 'every pair answers, relayed or not');
+      // What tailscaled itself sees is what the status (and `tslink status`) reports.
+      const direct = pairs.filter((p) => / via \d+\.\d+\.\d+\.\d+:\d+ /.test(`${p.last} `)).length;
+      if (direct < pairs.length) await waitFor('a node 1 status counting relayed peers', async () => statuses(1).find((s) => (s.peers?.relayed ?? 0) > 0), 30_000, 1000);
+    } finally {
+      await removeService('np');
+    }
   });
   /**
    * Routing through the tailnet (issue 26). "The internet" is a public address on the hub
