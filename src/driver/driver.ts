@@ -47,7 +47,7 @@ export class Driver {
     // new network's rule never waits for the (slow) removal of old ones: two lanes.
     this.addRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'add' }));
     this.removeRules = coalesce(() => this.host.syncRules(() => this.validNetworks(), { only: 'remove' }));
-    this.forwards = new PortForwarder(host, () => this.store.endpoints.values(), settings.wireguardPorts, log);
+    this.forwards = new PortForwarder(host, () => this.store.endpoints.values(), settings.wireguardPorts, () => this.store.networks.size > 0, log);
   }
 
   capabilities(): P.CapabilitiesResponse {
@@ -112,6 +112,7 @@ export class Driver {
         this.deleting.delete(id);
       }
     }).catch(stateFailed);
+    if (!this.store.networks.size) await this.forwards.sync(); // the last network takes the forward chain with it
     this.log.info({ network: shortId(id) }, 'network deleted');
   }
 
@@ -170,8 +171,7 @@ export class Driver {
       const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;
       this.log.info({ network: shortId(net.id), endpoint: shortId(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
       queueMicrotask(() => this.lifecycle.joined(rec, net));
-      // Not awaited: the container's tailscaled starts after Join returns, and needs it only then.
-      void this.forwards.sync();
+      void this.forwards.sync(); // not awaited: the container's tailscaled starts after Join returns
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
         Gateway: netHost.gateway,

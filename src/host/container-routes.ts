@@ -1,21 +1,67 @@
 import { ROUTE_PROTO, TAILNET_V4, TAILNET_V6 } from '../config/tailnet.js';
 import type { Runner } from '../util/exec.js';
+import { waitUntil } from '../util/wait-until.js';
+import type { Ipv4Address } from './ipv4.js';
 import type { NetnsPath } from './netns.js';
 
 /**
- * Makes the tailnet ranges unreachable in a container's main routing table. tailscaled routes
- * them in its own table (looked up first); while it is down they must not leak out through the
- * default route to the host, whose own Tailscale would carry them. Docker's StaticRoutes cannot
- * express an unreachable route, hence `ip` inside the namespace.
+ * Makes the tailnet ranges unreachable in a container's main routing table, and answers whether
+ * Docker has finished the container's side yet: its address on an interface that is up, and a
+ * default route. tailscaled routes the ranges in its own table (looked up first); while it is down
+ * they must not leak out through the default route to the host, whose own Tailscale would carry
+ * them. Docker's StaticRoutes cannot express an unreachable route, hence `ip` inside the namespace.
+ *
+ * The namespace exists before its interface does (on 20.10 the bind mount appears, then Docker
+ * moves and configures the link). A tailscaled started in between saw no interface and, with
+ * 1.102.5 measured, stayed in Starting for good (no STUN, no DERP: `tailscale up` timed out after
+ * 60 s). The question rides in the same process as the routes.
  */
-export async function blockTailnetOutsideTailscale(run: Runner, netns: NetnsPath): Promise<void> {
+export async function prepareContainerRoutes(run: Runner, netns: NetnsPath, address: Ipv4Address | undefined): Promise<boolean> {
   const r = await run('nsenter', [`--net=${netns}`, 'ip', '-force', '-batch', '-'], {
-    input: `route replace unreachable ${TAILNET_V4} proto ${ROUTE_PROTO}\nroute replace unreachable ${TAILNET_V6} proto ${ROUTE_PROTO}\n`,
+    input: [
+      `route replace unreachable ${TAILNET_V4} proto ${ROUTE_PROTO}`,
+      `route replace unreachable ${TAILNET_V6} proto ${ROUTE_PROTO}`,
+      address ? `addr show to ${address}/32` : 'addr show up',
+      'route show default',
+      '',
+    ].join('\n'),
   });
   // IPv6 may be off in the container (line 2 fails then); the IPv4 route must exist.
   if (r.code !== 0 && /Command failed -:1$/m.test(r.stderr)) {
     throw new Error(`ip route in the container: ${r.stderr.trim()}`);
   }
+  return interfaceConfigured(r.stdout, address);
+}
+
+/**
+ * `ip addr show to <address>/32` then `ip route show default`: the link is up, holds the address,
+ * and a default route exists (without a known address: any link up, and the route).
+ */
+export function interfaceConfigured(out: string, address: Ipv4Address | undefined): boolean {
+  const flags = /^\d+: [^:]+: <([^>]*)>/m.exec(out)?.[1]?.split(',') ?? [];
+  return flags.includes('UP') && (!address || out.includes(` inet ${address}/`)) && /^default /m.test(out);
+}
+
+/** Docker finishes a container's interface within ms to a few hundred ms of its namespace. */
+export const INTERFACE_WAIT_MS = 10_000;
+/** The first wait between two checks, doubling up to the last: each check is a process. */
+const INTERFACE_POLL_MS = [20, 80] as const;
+
+/**
+ * `prepareContainerRoutes` until the interface is configured. Not configured in time (a network
+ * without a gateway never gets a default route) or the endpoint left: `configured` is false, and
+ * the caller starts tailscaled anyway or not at all. `checks`: how many processes it took.
+ */
+export async function prepareRoutesOnceConfigured(
+  run: Runner,
+  netns: NetnsPath,
+  address: Ipv4Address | undefined,
+  signal: AbortSignal,
+  waitMs = INTERFACE_WAIT_MS,
+): Promise<{ configured: boolean; checks: number }> {
+  let checks = 0;
+  const done = await waitUntil(async () => (checks++, prepareContainerRoutes(run, netns, address)), { timeoutMs: waitMs, everyMs: INTERFACE_POLL_MS[0], maxEveryMs: INTERFACE_POLL_MS[1], signal });
+  return { configured: done === true, checks };
 }
 
 /**

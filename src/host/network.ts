@@ -32,7 +32,12 @@ export interface HostNetwork {
    * iptables-restore, so a repeat is harmless and a forward no endpoint holds any more is gone).
    * `checkJump`: check our jump is still there even when this process put it there (repair).
    */
-  syncPortForwards(forwards: readonly PortForward[], opts?: { checkJump?: boolean }): Promise<void>;
+  /**
+   * Makes the WireGuard port forwards these. `keep`: tslink still has networks here, so the chain
+   * and its jump stay when empty (a host alternating between 0 and 1 container would otherwise
+   * make and remove them each time); without networks both go.
+   */
+  syncPortForwards(forwards: readonly PortForward[], opts?: { checkJump?: boolean; keep?: boolean }): Promise<void>;
   /** Removes tslink links and routes that belong to none of these endpoints. */
   sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }>;
   /** Lists tslink's links present now. */
@@ -220,19 +225,19 @@ export class IprouteHostNetwork implements HostNetwork {
   /** Whether our PREROUTING jump to PORTS_CHAIN is known to be there (true), known gone (false), or unknown. */
   private portsJump: boolean | undefined;
 
-  syncPortForwards(forwards: readonly PortForward[], opts: { checkJump?: boolean } = {}): Promise<void> {
-    const run = this.portsQueue.then(() => this.writePortForwards(forwards, opts.checkJump === true));
+  syncPortForwards(forwards: readonly PortForward[], opts: { checkJump?: boolean; keep?: boolean } = {}): Promise<void> {
+    const run = this.portsQueue.then(() => this.writePortForwards(forwards, opts.checkJump === true, opts.keep === true));
     this.portsQueue = run.catch(() => undefined);
     return run;
   }
 
   /**
    * One iptables-restore per change (Join and Leave each cause one): the jump is checked only
-   * when its state is unknown or a repair pass asks, and removed once when the last forward goes.
+   * when its state is unknown or a repair pass asks, and removed once when the last network goes.
    */
-  private async writePortForwards(forwards: readonly PortForward[], checkJump: boolean): Promise<void> {
-    // None wanted: no chain and no jump, so a host without tslink endpoints holds nothing of ours.
-    if (!this.wireguardPorts || !forwards.length) {
+  private async writePortForwards(forwards: readonly PortForward[], checkJump: boolean, keep: boolean): Promise<void> {
+    // None wanted and no network left: no chain and no jump, so a host without tslink networks holds nothing of ours.
+    if (!this.wireguardPorts || (!forwards.length && !keep)) {
       if (this.portsJump === false && !checkJump) return;
       await this.removeChain('nat', 'PREROUTING', PORTS_CHAIN, PORTS_JUMP);
       this.portsJump = false;

@@ -5,8 +5,9 @@ import type { HostNetwork } from './network.js';
 import { portForwards } from './wireguard-ports.js';
 
 /**
- * Keeps the host's WireGuard port forwards in line with the joined endpoints. Join, Leave and
- * every repair pass call `sync`; a burst of them costs one or two rewrites. A failure is logged,
+ * Keeps the host's WireGuard port forwards in line with the joined endpoints. Join, Leave, the
+ * last network's deletion and every repair pass call `sync`; a burst of them costs one or two
+ * rewrites. A failure is logged,
  * not thrown: the node still works, relayed, until the next pass.
  */
 export class PortForwarder {
@@ -16,9 +17,11 @@ export class PortForwarder {
     private readonly host: HostNetwork,
     private readonly endpoints: () => Iterable<{ address: string; wireguardPort?: number; joinedAt?: string }>,
     private readonly range: PortRange | undefined,
+    /** Whether tslink has any network here: the (maybe empty) chain stays while it does. */
+    private readonly hasNetworks: () => boolean,
     private readonly log: Logger,
   ) {
-    this.write = coalesce(() => host.syncPortForwards(portForwards(range, endpoints())));
+    this.write = coalesce(() => host.syncPortForwards(portForwards(range, endpoints()), { keep: hasNetworks() }));
   }
 
   async sync(): Promise<void> {
@@ -29,7 +32,7 @@ export class PortForwarder {
   /** A repair pass: the same, and our jump checked even where this process made it. */
   async repair(): Promise<void> {
     if (!this.range) return;
-    await this.host.syncPortForwards(portForwards(this.range, this.endpoints()), { checkJump: true }).catch((e: Error) => this.warn(e));
+    await this.host.syncPortForwards(portForwards(this.range, this.endpoints()), { checkJump: true, keep: this.hasNetworks() }).catch((e: Error) => this.warn(e));
   }
 
   private warn(e: Error): void {

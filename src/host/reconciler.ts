@@ -32,8 +32,9 @@ export async function reconcileHost(store: StateStore, host: HostNetwork, log: L
     if (ep.joinedAt && present.has(ep.hostIf)) await host.setUpEndpoint(net, spec);
   }
   await host.tearDownEndpoints(orphans);
-  // Forwards of joined endpoints whose link survived; none (chain and jump removed) when the range is off.
-  await host.syncPortForwards(portForwards(wireguardPorts, [...store.endpoints.values()].filter((ep) => present.has(ep.hostIf))));
+  // Forwards of joined endpoints whose link survived; no chain and no jump when the range is off
+  // or no network is left.
+  await host.syncPortForwards(portForwards(wireguardPorts, [...store.endpoints.values()].filter((ep) => present.has(ep.hostIf))), { keep: nets.size > 0 });
   const swept = await host.sweep(live);
   if (swept.removedLinks.length || swept.removedRoutes.length) log.info(swept, 'removed host objects that belonged to no endpoint');
   log.info({ networks: nets.size, endpoints: live.length }, 'host networking reconciled');

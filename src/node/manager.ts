@@ -8,7 +8,8 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { within } from '../util/timeout.js';
 import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
-import { blockTailnetOutsideTailscale, enableForwarding } from '../host/container-routes.js';
+import { INTERFACE_WAIT_MS, enableForwarding, prepareRoutesOnceConfigured } from '../host/container-routes.js';
+import { parseIpv4 } from '../host/ipv4.js';
 import { overriddenTags } from '../config/labels.js';
 import { overriddenRouting } from '../config/routing.js';
 import type { Settings } from '../config/settings.js';
@@ -139,7 +140,10 @@ export class NodeManager {
           // no tailscaled outlives its owner and keeps a removed container's namespace alive.
           spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(this.settings.tailscaledEnv) }),
         prepareNamespace: async () => {
-          await blockTailnetOutsideTailscale(this.run, netns);
+          const { configured, checks } = await prepareRoutesOnceConfigured(this.run, netns, parseIpv4(ep.address), session.signal);
+          const log = { endpoint: shortId(ep.id), checks };
+          if (configured) this.log.debug(log, 'the container\'s interface is configured');
+          else if (session.active) this.log.warn(log, `Docker had not finished the container's interface after ${INTERFACE_WAIT_MS / 1000} s: tailscaled starts anyway`);
           if (spec.advertiseExitNode || spec.advertiseRoutes.length) await enableForwarding(this.run, netns);
         },
         leftovers: this.leftovers,

@@ -5,6 +5,8 @@ export interface WaitOptions {
   timeoutMs: number;
   /** Time between checks. */
   everyMs: number;
+  /** Each wait doubles, up to this: for a check that costs a process, where early answers matter most. */
+  maxEveryMs?: number;
   /** Stops the wait early (a Leave, a shutdown). */
   signal?: AbortSignal;
 }
@@ -16,11 +18,13 @@ export interface WaitOptions {
  */
 export async function waitUntil<T>(check: () => Promise<T | undefined | false> | T | undefined | false, opts: WaitOptions): Promise<T | undefined> {
   const deadline = Date.now() + opts.timeoutMs;
+  let every = opts.everyMs;
   for (;;) {
     if (opts.signal?.aborted) return undefined;
     const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() >= deadline) return undefined;
-    await sleep(Math.min(opts.everyMs, Math.max(0, deadline - Date.now())));
+    await sleep(Math.min(every, Math.max(0, deadline - Date.now())));
+    if (opts.maxEveryMs) every = Math.min(every * 2, opts.maxEveryMs);
   }
 }

@@ -39,7 +39,7 @@ export class FakeHostNetwork implements HostNetwork {
     this.lanes.push({ lane: opts.only ?? 'both', nets: ids });
   }
   forwardSyncs: PortForward[][] = [];
-  async syncPortForwards(forwards: readonly PortForward[], _opts?: { checkJump?: boolean }): Promise<void> {
+  async syncPortForwards(forwards: readonly PortForward[], _opts?: { checkJump?: boolean; keep?: boolean }): Promise<void> {
     this.forwardSyncs.push([...forwards]);
   }
   async sweep(live: readonly EndpointHost[]): Promise<{ removedLinks: string[]; removedRoutes: string[] }> {

@@ -127,7 +127,7 @@ describe('host network', () => {
     assert.match(calls.find((c) => c.cmd === 'iptables-restore')?.input ?? '', /-i tsh\+ -o tsh\+ -p udp -m multiport --dports 41641,41642:41941 -j ACCEPT/);
   });
 
-  it("forwards each container's port from the host's own addresses in one rewritten chain, and removes chain and jump with the last", async () => {
+  it("forwards each container's port from the host's own addresses in one rewritten chain, empties it with the last container, and removes chain and jump with the last network", async () => {
     const { run, calls } = scripted([[/-C PREROUTING/, { code: 1 }], [/ -D PREROUTING/, { code: 1 }]]);
     const host = new IprouteHostNetwork(run, { first: 41642, last: 41941 }, async () => undefined, async () => '1\n');
     await host.syncRules([net]);
@@ -142,6 +142,9 @@ describe('host network', () => {
     calls.length = 0;
     await host.syncPortForwards([{ address: parseIpv4('10.9.0.5')!, port: 41642 }], { checkJump: true });
     assert.ok(calls.some((c) => c.args.includes('-C')), 'a repair pass checks the jump');
+    calls.length = 0;
+    await host.syncPortForwards([], { keep: true });
+    assert.deepEqual(calls.map((c) => [c.cmd, c.input]), [['iptables-restore', '*nat\n:TSLINK-PORTS - [0:0]\nCOMMIT\n']], 'the last container left but networks remain: one process empties the chain, the jump stays');
     calls.length = 0;
     await host.syncPortForwards([]);
     const lines = calls.map((c) => `${c.cmd} ${c.args.join(' ')}`);
