@@ -135,7 +135,8 @@ function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bi
   const { store } = state;
   const docker = dockerodeApi(new Docker({ socketPath: settings.dockerSocket }));
   const metrics = new Metrics();
-  const names = new ContainerNames(store, runCommand, settings.hostDockerRun, log, settings.wireguardPorts);
+  const sessions = new EndpointSessions();
+  const names = new ContainerNames(store, runCommand, settings.hostDockerRun, log, (id) => sessions.active(id)?.recovered === false, settings.wireguardPorts);
   closers.push('container name rules', () => names.settled());
   const nodes = new NodeManager(store, settings, runCommand, bins, log, {
     drainWaitMs: settings.drainWaitMs,
@@ -151,7 +152,6 @@ function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bi
     const left = await tasks.close(CLOSE_DEADLINE_MS);
     if (left) log.warn({ tasks: left }, 'stopping with background work still running');
   });
-  const sessions = new EndpointSessions();
   const cache = new ContainerCache(() => docker.listContainers({}));
   const readiness = new NetnsReadiness({ pollMs: NETNS_POLL_MS, giveUpMs: NETNS_GIVE_UP_MS, onError: (e) => log.error({ err: e.message }, 'namespace check failed') });
   const binder = new EndpointBinder(store, sessions, docker, cache, readiness, log, {

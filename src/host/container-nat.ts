@@ -89,25 +89,38 @@ function tableRules(saved: string, table: string): string[] {
 }
 
 /**
- * How a sync writes: `write` reads the namespace's rules and writes ours with our jumps first
- * (and route_localnet for MagicDNS); `chains` rewrites our chains only (the jumps are in place);
- * `repair` reads, and writes only when a jump of ours is missing or no longer first.
+ * How a sync writes: `fresh` writes ours with our jumps first into a namespace that has no rules
+ * of ours yet (one a Join in this process made: nothing to read first); `write` reads the
+ * namespace's rules first, to leave exactly one jump of ours first; `chains` rewrites our chains
+ * only (the jumps are in place); `repair` reads, and writes only when a jump of ours is missing or
+ * no longer first.
  */
-export type NatSyncMode = 'write' | 'chains' | 'repair';
+export type NatSyncMode = 'fresh' | 'write' | 'chains' | 'repair';
 
-/** Makes the rules in the container's namespace what `natRestoreInput` says; answers whether it wrote. */
-export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, mode: NatSyncMode): Promise<boolean> {
+/**
+ * route_localnet in the same process as the rules, after them (the raw rule that keeps 127/8 from
+ * arriving on other links is in place first). Only in this namespace, which goes with its
+ * container. A managed plugin's /proc/sys is read-only: a proc of its own, in a mount namespace
+ * of its own, is not.
+ */
+const RESTORE_THEN_LOCALNET = 'iptables-restore -w --noflush && echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet';
+
+/**
+ * Makes the rules in the container's namespace what `natRestoreInput` says; answers whether it
+ * wrote. `localnet`: turn route_localnet on with them (MagicDNS needs it, once).
+ */
+export async function syncContainerNat(run: Runner, netns: NetnsPath, nat: ContainerNat, mode: NatSyncMode, localnet = false): Promise<boolean> {
+  const restore = (input: string, localnet: boolean): Promise<unknown> =>
+    localnet
+      ? mustRun(run, 'nsenter', [`--net=${netns}`, 'unshare', '--mount-proc', 'sh', '-c', RESTORE_THEN_LOCALNET], { input })
+      : mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input });
   if (mode === 'chains') {
-    await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input: natRestoreInput(nat, undefined) });
+    await restore(natRestoreInput(nat, undefined), localnet);
     return true;
   }
-  const saved = await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-save']);
-  if (mode === 'repair' && JUMPS.every(([table, builtin, chain]) => jumpFirst(saved.stdout, table, builtin, chain).length === 0)) return false;
-  await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-restore', '-w', '--noflush'], { input: natRestoreInput(nat, saved.stdout) });
-  if (nat.magicDns) {
-    // Only in this namespace, which goes with its container. A managed plugin's /proc/sys is
-    // read-only: a proc of its own, in a mount namespace of its own, is not.
-    await mustRun(run, 'nsenter', [`--net=${netns}`, 'unshare', '--mount-proc', 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet']);
-  }
+  // An empty save is what a namespace without rules of ours reads as: the jumps go in first.
+  const saved = mode === 'fresh' ? '' : (await mustRun(run, 'nsenter', [`--net=${netns}`, 'iptables-save'])).stdout;
+  if (mode === 'repair' && JUMPS.every(([table, builtin, chain]) => jumpFirst(saved, table, builtin, chain).length === 0)) return false;
+  await restore(natRestoreInput(nat, saved), localnet);
   return true;
 }

@@ -34,6 +34,8 @@ export class ContainerNames {
   private readonly applied = new Map<string, string>();
   /** Containers whose route_localnet is on (written with their first MagicDNS rule). */
   private readonly localnet = new Set<string>();
+  /** Containers this process has written rules into (or tried to): no longer fresh. */
+  private readonly touched = new Set<string>();
   private readonly syncs = new Map<string, () => Promise<void>>();
   private readonly running = new Set<Promise<void>>();
 
@@ -42,6 +44,11 @@ export class ContainerNames {
     private readonly run: Runner,
     private readonly hostDockerRun: string | undefined,
     private readonly log: Logger,
+    /**
+     * Whether Docker joined the endpoint while this process ran: its namespace then holds no rules
+     * of ours until this writes some, and the first write needs no read.
+     */
+    private readonly joinedHere: (endpoint: string) => boolean,
     private readonly wireguardPorts?: PortRange,
     private readonly settleMs = NAMES_SETTLE_MS,
   ) {}
@@ -80,6 +87,10 @@ export class ContainerNames {
     this.running.add(p);
   }
 
+  private isFresh(endpoint: string): boolean {
+    return !this.touched.has(endpoint) && this.joinedHere(endpoint);
+  }
+
   private members(network: string): Member[] {
     const net = this.store.networks.get(network);
     if (!net) return [];
@@ -95,18 +106,22 @@ export class ContainerNames {
   }
 
   private async sync(network: string, rewrite: boolean): Promise<void> {
+    for (const id of this.touched) if (!this.store.endpoints.has(id)) this.touched.delete(id);
     const members = this.members(network);
     for (const m of members) {
       const nat: ContainerNat = { ...m.nat, peers: members.flatMap((p) => (p !== m && p.peer ? [p.peer] : [])) };
       const text = JSON.stringify(nat);
       const prev = this.applied.get(m.endpoint);
       if (rewrite && prev === text) continue;
-      // Once set up (route_localnet on if MagicDNS needs it), a change rewrites our chains only.
-      const mode = !rewrite && prev === text ? 'repair' : prev !== undefined && (!nat.magicDns || this.localnet.has(m.endpoint)) ? 'chains' : 'write';
+      // Once written, a change rewrites our chains only; MagicDNS arriving later brings its
+      // route_localnet along in the same command.
+      const mode = !rewrite && prev === text ? 'repair' : prev !== undefined ? 'chains' : this.isFresh(m.endpoint) ? 'fresh' : 'write';
+      const localnet = nat.magicDns !== undefined && !this.localnet.has(m.endpoint);
+      this.touched.add(m.endpoint);
       try {
-        const wrote = await syncContainerNat(this.run, m.netns, nat, mode);
+        const wrote = await syncContainerNat(this.run, m.netns, nat, mode, localnet);
         this.applied.set(m.endpoint, text);
-        if (nat.magicDns && mode !== 'chains') this.localnet.add(m.endpoint);
+        if (localnet) this.localnet.add(m.endpoint);
         if (wrote && mode === 'repair') this.log.info({ endpoint: shortId(m.endpoint) }, 'container name rules put back in front');
       } catch (e) {
         // The container went meanwhile, or its namespace refused: the next change or repair tries again.

@@ -19,7 +19,7 @@ const status = (i: number, over: Partial<NodeStatus> = {}): NodeStatus => ({
   endpoint: epId(i), network: NET, state: 'running', since: '', tailscaleIPs: [`100.64.0.${i}`, `fd7a:115c:a1e0::${i}`], restarts: 0, crashLoop: false, magicDnsSuffix: 'tsl.test', ...over,
 });
 
-async function setup() {
+async function setup(joinedHere: (endpoint: string) => boolean = () => false) {
   const store = new StateStore(tempDir());
   await store.load();
   await store.putNetwork(net);
@@ -31,10 +31,10 @@ async function setup() {
     const ns = args[0]!.slice('--net='.length);
     if (args[1] === 'iptables-save') saves++;
     if (args.join(' ').includes('route_localnet')) sysctls.push(ns);
-    if (args[1] === 'iptables-restore') written.set(ns, opts?.input ?? '');
+    if (args.some((a) => a.startsWith('iptables-restore'))) written.set(ns, opts?.input ?? '');
     return { code: 0, stdout: '', stderr: '' };
   };
-  const names = new ContainerNames(store, run, undefined, captureLogger().log, undefined, 0);
+  const names = new ContainerNames(store, run, undefined, captureLogger().log, joinedHere, undefined, 0);
   const rulesOf = (i: number): string[] => (written.get(`/run/docker/netns/${String(i).repeat(12)}`) ?? '').split('\n').filter((l) => l.includes('DNAT'));
   return { store, names, rulesOf, written, saves: () => saves, sysctls };
 }
@@ -92,8 +92,8 @@ describe('container name rules', () => {
     assert.equal(saves(), before + 1, 'a repair reads each container once');
   });
 
-  it('a container set up once gets later changes in one command; MagicDNS arriving later gets its sysctl', async () => {
-    const { store, names, saves, sysctls } = await setup();
+  it('a container set up once gets later changes in one command; MagicDNS arriving later gets its sysctl in that command', async () => {
+    const { store, names, saves, sysctls, written } = await setup();
     for (const i of [1, 2]) await store.putEndpoint(endpoint(i));
     names.observe(status(1, { magicDnsSuffix: undefined }));
     await names.settled();
@@ -102,9 +102,29 @@ describe('container name rules', () => {
     names.observe(status(2));
     await names.settled();
     assert.equal(saves(), 2, 'endpoint 2 is new: read first; endpoint 1 only gets its chains');
+    const restores = [...written.keys()].length;
     names.observe(status(1));
     await names.settled();
-    assert.equal(saves(), 3, 'MagicDNS on now: the full path, with route_localnet');
+    assert.equal(saves(), 2, 'MagicDNS on now: the chains and route_localnet in one command, nothing read');
     assert.equal(sysctls.length, 2);
+    assert.equal([...written.keys()].length, restores);
+  });
+
+  it('a container Docker joined while this process ran is written without a read first; one found at a restart is read first', async () => {
+    const { store, names, saves, written, sysctls } = await setup((id) => id === epId(1));
+    for (const i of [1, 2]) await store.putEndpoint(endpoint(i));
+    names.observe(status(1));
+    await names.settled();
+    assert.equal(saves(), 0, 'a new namespace holds no rules of ours');
+    const fresh = written.get(`/run/docker/netns/${'1'.repeat(12)}`) ?? '';
+    for (const jump of ['-I OUTPUT 1 -j TSLINK-OUTPUT', '-I POSTROUTING 1 -j TSLINK-POSTROUTING', '-I PREROUTING 1 -j TSLINK-PREROUTING']) assert.ok(fresh.includes(jump), jump);
+    assert.deepEqual(sysctls, [`/run/docker/netns/${'1'.repeat(12)}`], 'route_localnet comes with the rules, in the same command');
+    names.observe(status(2));
+    await names.settled();
+    assert.equal(saves(), 1, 'endpoint 2 was joined before this process: read first');
+    names.observe(status(1, { state: 'stopped' }));
+    names.observe(status(1));
+    await names.settled();
+    assert.equal(saves(), 2, 'endpoint 1 started again in the same namespace: its rules are there, read first');
   });
 });

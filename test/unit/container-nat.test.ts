@@ -63,7 +63,7 @@ describe('a container\'s name rules', () => {
       calls.push({ args, opts });
       return { code: 0, stdout: args.includes('iptables-save') ? saved : '', stderr: '' };
     };
-    assert.equal(await syncContainerNat(run, NETNS, { magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650 }, 'write'), true);
+    assert.equal(await syncContainerNat(run, NETNS, { magicDns: parseDnsSuffix('tsl.test'), peers, wireguardPort: 41650 }, 'write', true), true);
     assert.ok(calls.every((c) => c.args[0] === `--net=${NETNS}`));
     assert.ok(calls.some((c) => c.args.join(' ').includes('route_localnet')), 'MagicDNS needs 127.0.0.1 routed to tailscale0');
     saved = ['*nat', '-A OUTPUT -j TSLINK-OUTPUT', '-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT', '-A POSTROUTING -j TSLINK-POSTROUTING', 'COMMIT', '*raw', '-A PREROUTING -j TSLINK-PREROUTING', 'COMMIT'].join('\n');
