@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { ROUTE_PROTO, TAILNET_V4, TAILNET_V6 } from '../config/tailnet.js';
 import type { Runner } from '../util/exec.js';
 import { waitUntil } from '../util/wait-until.js';
+import type { Logger } from '../util/log.js';
 import type { Ipv4Address } from './ipv4.js';
 import type { NetnsPath } from './netns.js';
 
@@ -46,22 +48,63 @@ export function interfaceConfigured(out: string, address: Ipv4Address | undefine
 export const INTERFACE_WAIT_MS = 10_000;
 /** The first wait between two checks, doubling up to the last: each check is a process. */
 const INTERFACE_POLL_MS = [20, 80] as const;
+/** Reading the host's end of the pair costs no process: it is read more often. */
+const PEER_POLL_MS = 10;
 
 /**
- * `prepareContainerRoutes` until the interface is configured. Not configured in time (a network
- * without a gateway never gets a default route) or the endpoint left: `configured` is false, and
- * the caller starts tailscaled anyway or not at all. `checks`: how many processes it took.
+ * Whether the container's end of the veth pair is up, read from the host's end without a process:
+ * a veth is `up` only when both ends are, and Docker sets the container's end up once it holds
+ * its address (the default route follows within ms). Unknown (no such link, no sysfs): true, and
+ * the `ip` check alone decides.
+ */
+export async function peerUp(hostIf: string, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): Promise<boolean> {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(hostIf)) return true;
+  return read(`/sys/class/net/${hostIf}/operstate`).then((s) => s.trim() === 'up', () => true);
+}
+
+/**
+ * `prepareContainerRoutes` until the interface is configured, once `peerUp` (when given) says the
+ * link is up. Not configured in time (a network without a gateway never gets a default route) or
+ * the endpoint left: `configured` is false, and the caller starts tailscaled anyway or not at all.
+ * `checks`: how many processes it took.
  */
 export async function prepareRoutesOnceConfigured(
   run: Runner,
   netns: NetnsPath,
   address: Ipv4Address | undefined,
   signal: AbortSignal,
-  waitMs = INTERFACE_WAIT_MS,
+  opts: { peerUp?: () => Promise<boolean>; waitMs?: number } = {},
 ): Promise<{ configured: boolean; checks: number }> {
+  const deadline = Date.now() + (opts.waitMs ?? INTERFACE_WAIT_MS);
+  if (opts.peerUp) await waitUntil(opts.peerUp, { timeoutMs: deadline - Date.now(), everyMs: PEER_POLL_MS, signal });
   let checks = 0;
-  const done = await waitUntil(async () => (checks++, prepareContainerRoutes(run, netns, address)), { timeoutMs: waitMs, everyMs: INTERFACE_POLL_MS[0], maxEveryMs: INTERFACE_POLL_MS[1], signal });
+  const done = await waitUntil(async () => (checks++, prepareContainerRoutes(run, netns, address)), {
+    timeoutMs: Math.max(0, deadline - Date.now()),
+    everyMs: INTERFACE_POLL_MS[0],
+    maxEveryMs: INTERFACE_POLL_MS[1],
+    signal,
+  });
   return { configured: done === true, checks };
+}
+
+/**
+ * The container's side before its tailscaled starts: the routes once Docker has configured the
+ * interface (or after INTERFACE_WAIT_MS: started anyway, and said so), forwarding for a node that
+ * routes. Nothing once the endpoint left.
+ */
+export async function prepareNamespace(
+  run: Runner,
+  netns: NetnsPath,
+  link: { address: Ipv4Address | undefined; hostIf: string },
+  forwarding: boolean,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  const { configured, checks } = await prepareRoutesOnceConfigured(run, netns, link.address, signal, { peerUp: () => peerUp(link.hostIf) });
+  if (signal.aborted) return;
+  if (configured) log.debug({ checks }, 'the container\'s interface is configured');
+  else log.warn({ checks }, `Docker had not finished the container's interface after ${INTERFACE_WAIT_MS / 1000} s: tailscaled starts anyway`);
+  if (forwarding) await enableForwarding(run, netns);
 }
 
 /**

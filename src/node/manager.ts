@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { within } from '../util/timeout.js';
 import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
-import { INTERFACE_WAIT_MS, enableForwarding, prepareRoutesOnceConfigured } from '../host/container-routes.js';
+import { prepareNamespace } from '../host/container-routes.js';
 import { parseIpv4 } from '../host/ipv4.js';
 import { overriddenTags } from '../config/labels.js';
 import { overriddenRouting } from '../config/routing.js';
@@ -138,14 +138,11 @@ export class NodeManager {
         spawnDaemon: (args) =>
           // setpriv: the daemon gets SIGTERM when this plugin process dies (kill -9 included), so
           // no tailscaled outlives its owner and keeps a removed container's namespace alive.
-          spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(this.settings.tailscaledEnv) }),
-        prepareNamespace: async () => {
-          const { configured, checks } = await prepareRoutesOnceConfigured(this.run, netns, parseIpv4(ep.address), session.signal);
-          const log = { endpoint: shortId(ep.id), checks };
-          if (configured) this.log.debug(log, 'the container\'s interface is configured');
-          else if (session.active) this.log.warn(log, `Docker had not finished the container's interface after ${INTERFACE_WAIT_MS / 1000} s: tailscaled starts anyway`);
-          if (spec.advertiseExitNode || spec.advertiseRoutes.length) await enableForwarding(this.run, netns);
-        },
+          // TS_LOGS_DIR: each node's log ID and buffers in its own identity; without it every node
+          // shared the host's /var/lib/tailscale (one log ID for all, a host Tailscale's files).
+          spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ ...this.settings.tailscaledEnv, TS_LOGS_DIR: stateDir }) }),
+        prepareNamespace: () =>
+          prepareNamespace(this.run, netns, { address: parseIpv4(ep.address), hostIf: ep.hostIf }, spec.advertiseExitNode || spec.advertiseRoutes.length > 0, session.signal, this.log.child({ endpoint: shortId(ep.id) })),
         leftovers: this.leftovers,
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,

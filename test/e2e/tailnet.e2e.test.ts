@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENGINE, IMAGE, PluginProcess, docker, e2eSkipReason, identityDir, mustDocker, restartEngine, tailscaledProcesses, uniq, waitFor } from './harness.js';
 import { BASE_DOMAIN, CONTROL_URL, Headscale, REAL_TS_DIR, TAILSCALED_ENV, nodeCli, type HsNode } from './tailnet.js';
@@ -26,6 +26,7 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
   const ephNet = uniq('tsrealeph');
   const containers: string[] = [];
   let keyId = 0;
+  const suiteStart = Date.now();
 
   async function run(name: string, hostname: string, network: string, ...args: string[]): Promise<void> {
     containers.push(name);
@@ -99,6 +100,19 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
     }, 30_000, 500);
     assert.match(ping, /1 packets received/);
     assert.equal(await httpGet('real-beta', v4(alpha), 8080), 'hello-from-alpha');
+  });
+
+  it("each node keeps its own log identity in its own state: none shares another's, and the host's /var/lib/tailscale gets nothing", async () => {
+    const logIds = await Promise.all(['real-alpha', 'real-beta'].map(async (c) => {
+      const log = readFileSync(join(plugin.dataDir, 'logs', `${(await endpointOf(c)).slice(0, 12)}-tailscaled.log`), 'utf8');
+      return /^\S+ \S+ LogID: ([0-9a-f]{64})$/m.exec(log)?.[1];
+    }));
+    assert.ok(logIds[0] && logIds[1], 'each daemon logged its log ID');
+    assert.notEqual(logIds[0], logIds[1]);
+    for (const h of ['alpha', 'beta']) assert.ok(existsSync(join(identityDir(plugin.dataDir, net, h), 'tailscaled.log.conf')), `${h}'s log config is in its identity`);
+    const host = '/var/lib/tailscale';
+    const touched = existsSync(host) ? readdirSync(host).filter((f) => statSync(join(host, f)).mtimeMs >= suiteStart) : [];
+    assert.deepEqual(touched, [], 'no file in the host\'s /var/lib/tailscale written since the suite began');
   });
 
   it('tailscale ping between two containers shows a direct path, not DERP', async () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { interfaceConfigured, prepareRoutesOnceConfigured } from '../../src/host/container-routes.js';
+import { interfaceConfigured, peerUp, prepareRoutesOnceConfigured } from '../../src/host/container-routes.js';
 import { parseIpv4 } from '../../src/host/ipv4.js';
 import type { NetnsPath } from '../../src/host/netns.js';
 import type { Runner } from '../../src/util/exec.js';
@@ -31,7 +31,7 @@ describe('container routes', () => {
       inputs.push(opts?.input ?? '');
       return { code: 0, stdout: answers.shift() ?? UP + DEFAULT, stderr: '' };
     };
-    const r = await prepareRoutesOnceConfigured(run, NETNS, ADDR, new AbortController().signal, 5_000);
+    const r = await prepareRoutesOnceConfigured(run, NETNS, ADDR, new AbortController().signal, { waitMs: 5_000 });
     assert.deepEqual(r, { configured: true, checks: 4 });
     assert.match(inputs[0]!, /^route replace unreachable 100\.64\.0\.0\/10 proto 211\n.*\naddr show to 172\.18\.0\.4\/32\nroute show default\n$/s);
 
@@ -41,13 +41,26 @@ describe('container routes', () => {
       if (++calls === 2) ctl.abort();
       return { code: 0, stdout: '', stderr: '' };
     };
-    assert.deepEqual(await prepareRoutesOnceConfigured(never, NETNS, ADDR, ctl.signal, 5_000), { configured: false, checks: 2 });
-    assert.deepEqual((await prepareRoutesOnceConfigured(never, NETNS, ADDR, new AbortController().signal, 60)).configured, false, 'gives up at its bound');
+    assert.deepEqual(await prepareRoutesOnceConfigured(never, NETNS, ADDR, ctl.signal, { waitMs: 5_000 }), { configured: false, checks: 2 });
+    assert.deepEqual((await prepareRoutesOnceConfigured(never, NETNS, ADDR, new AbortController().signal, { waitMs: 60 })).configured, false, 'gives up at its bound');
   });
 
   it('fails when the IPv4 route cannot be made, and not for IPv6 being off', async () => {
     const failing = (stderr: string): Runner => async () => ({ code: 1, stdout: UP + DEFAULT, stderr });
     await assert.rejects(prepareRoutesOnceConfigured(failing('RTNETLINK answers: Operation not permitted\nCommand failed -:1'), NETNS, ADDR, new AbortController().signal), /ip route in the container/);
     assert.equal((await prepareRoutesOnceConfigured(failing('RTNETLINK answers: Permission denied\nCommand failed -:2'), NETNS, ADDR, new AbortController().signal)).configured, true);
+  });
+
+  it("waits for the host's end of the pair to say up (no process) before asking ip, and trusts ip alone when the link cannot be read", async () => {
+    const states = ['lowerlayerdown\n', 'lowerlayerdown\n', 'up\n'];
+    const paths: string[] = [];
+    const read = async (p: string): Promise<string> => (paths.push(p), states.shift() ?? 'up\n');
+    let spawned = 0;
+    const run: Runner = async () => (spawned++, { code: 0, stdout: UP + DEFAULT, stderr: '' });
+    const r = await prepareRoutesOnceConfigured(run, NETNS, ADDR, new AbortController().signal, { peerUp: () => peerUp('tsh1234abcd', read) });
+    assert.deepEqual([r, spawned, paths.length], [{ configured: true, checks: 1 }, 1, 3]);
+    assert.equal(paths[0], '/sys/class/net/tsh1234abcd/operstate');
+    assert.equal(await peerUp('tsh1234abcd', async () => { throw new Error('ENOENT'); }), true);
+    assert.equal(await peerUp('../../etc/x', async () => 'down'), true, 'a name that is not a link name is never read');
   });
 });
