@@ -53,13 +53,15 @@ const PEER_POLL_MS = 10;
 
 /**
  * Whether the container's end of the veth pair is up, read from the host's end without a process:
- * a veth is `up` only when both ends are, and Docker sets the container's end up once it holds
- * its address (the default route follows within ms). Unknown (no such link, no sysfs): true, and
- * the `ip` check alone decides.
+ * a veth has carrier only while both ends are up, and Docker sets the container's end up once it
+ * holds its address (the default route follows within ms). `carrier`, not `operstate`: the driver
+ * sets the carrier bit at once, the kernel derives operstate later from its link watcher.
+ * Measured on 20.10, one container at a time: 127–255 ms from the namespace to a configured link.
+ * Unknown (no such link, no sysfs): true, and the `ip` check alone decides.
  */
 export async function peerUp(hostIf: string, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): Promise<boolean> {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(hostIf)) return true;
-  return read(`/sys/class/net/${hostIf}/operstate`).then((s) => s.trim() === 'up', () => true);
+  return read(`/sys/class/net/${hostIf}/carrier`).then((s) => s.trim() === '1', () => true);
 }
 
 /**

@@ -52,15 +52,15 @@ describe('container routes', () => {
   });
 
   it("waits for the host's end of the pair to say up (no process) before asking ip, and trusts ip alone when the link cannot be read", async () => {
-    const states = ['lowerlayerdown\n', 'lowerlayerdown\n', 'up\n'];
+    const states = ['0\n', '0\n', '1\n'];
     const paths: string[] = [];
-    const read = async (p: string): Promise<string> => (paths.push(p), states.shift() ?? 'up\n');
+    const read = async (p: string): Promise<string> => (paths.push(p), states.shift() ?? '1\n');
     let spawned = 0;
     const run: Runner = async () => (spawned++, { code: 0, stdout: UP + DEFAULT, stderr: '' });
     const r = await prepareRoutesOnceConfigured(run, NETNS, ADDR, new AbortController().signal, { peerUp: () => peerUp('tsh1234abcd', read) });
     assert.deepEqual([r, spawned, paths.length], [{ configured: true, checks: 1 }, 1, 3]);
-    assert.equal(paths[0], '/sys/class/net/tsh1234abcd/operstate');
+    assert.equal(paths[0], '/sys/class/net/tsh1234abcd/carrier');
     assert.equal(await peerUp('tsh1234abcd', async () => { throw new Error('ENOENT'); }), true);
-    assert.equal(await peerUp('../../etc/x', async () => 'down'), true, 'a name that is not a link name is never read');
+    assert.equal(await peerUp('../../etc/x', async () => '0'), true, 'a name that is not a link name is never read');
   });
 });
