@@ -3,6 +3,7 @@ import { ROUTE_PROTO, TAILNET_V4, TAILNET_V6 } from '../config/tailnet.js';
 import type { Runner } from '../util/exec.js';
 import { waitUntil } from '../util/wait-until.js';
 import type { Logger } from '../util/log.js';
+import type { IfName } from './host-spec.js';
 import type { Ipv4Address } from './ipv4.js';
 import type { NetnsPath } from './netns.js';
 
@@ -59,8 +60,8 @@ const PEER_POLL_MS = 10;
  * Measured on 20.10, one container at a time: 127–255 ms from the namespace to a configured link.
  * Unknown (no such link, no sysfs): true, and the `ip` check alone decides.
  */
-export async function peerUp(hostIf: string, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): Promise<boolean> {
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(hostIf)) return true;
+export async function peerUp(hostIf: IfName | undefined, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): Promise<boolean> {
+  if (!hostIf) return true;
   return read(`/sys/class/net/${hostIf}/carrier`).then((s) => s.trim() === '1', () => true);
 }
 
@@ -97,7 +98,7 @@ export async function prepareRoutesOnceConfigured(
 export async function prepareNamespace(
   run: Runner,
   netns: NetnsPath,
-  link: { address: Ipv4Address | undefined; hostIf: string },
+  link: { address: Ipv4Address | undefined; hostIf: IfName | undefined },
   forwarding: boolean,
   signal: AbortSignal,
   log: Logger,

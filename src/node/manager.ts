@@ -10,6 +10,7 @@ import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
 import { prepareNamespace } from '../host/container-routes.js';
 import { parseIpv4 } from '../host/ipv4.js';
+import { parseIfName } from '../host/host-spec.js';
 import { overriddenTags } from '../config/labels.js';
 import { overriddenRouting } from '../config/routing.js';
 import type { Settings } from '../config/settings.js';
@@ -142,7 +143,7 @@ export class NodeManager {
           // shared the host's /var/lib/tailscale (one log ID for all, a host Tailscale's files).
           spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'nsenter', `--net=${netns}`, bins.tailscaled, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ ...this.settings.tailscaledEnv, TS_LOGS_DIR: stateDir }) }),
         prepareNamespace: () =>
-          prepareNamespace(this.run, netns, { address: parseIpv4(ep.address), hostIf: ep.hostIf }, spec.advertiseExitNode || spec.advertiseRoutes.length > 0, session.signal, this.log.child({ endpoint: shortId(ep.id) })),
+          prepareNamespace(this.run, netns, { address: parseIpv4(ep.address), hostIf: parseIfName(ep.hostIf) }, spec.advertiseExitNode || spec.advertiseRoutes.length > 0, session.signal, this.log.child({ endpoint: shortId(ep.id) })),
         leftovers: this.leftovers,
         cli: new TailscaleCli(this.run, bins.tailscale, join(runDir, 'tailscaled.sock'), childEnv()),
         authKey: () => net.config.authKey ?? this.settings.authKey,

@@ -103,9 +103,10 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
   });
 
   it("each node keeps its own log identity in its own state: none shares another's, and the host's /var/lib/tailscale gets nothing", async () => {
+    // The daemon's output reaches its log file through a stream: read until the line is there.
     const logIds = await Promise.all(['real-alpha', 'real-beta'].map(async (c) => {
-      const log = readFileSync(join(plugin.dataDir, 'logs', `${(await endpointOf(c)).slice(0, 12)}-tailscaled.log`), 'utf8');
-      return /^\S+ \S+ LogID: ([0-9a-f]{64})$/m.exec(log)?.[1];
+      const file = join(plugin.dataDir, 'logs', `${(await endpointOf(c)).slice(0, 12)}-tailscaled.log`);
+      return waitFor(`${c}'s LogID line`, async () => (existsSync(file) ? /^\S+ \S+ LogID: ([0-9a-f]{64})$/m.exec(readFileSync(file, 'utf8'))?.[1] : undefined), 10_000, 100).catch(() => undefined);
     }));
     assert.ok(logIds[0] && logIds[1], 'each daemon logged its log ID');
     assert.notEqual(logIds[0], logIds[1]);

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { interfaceConfigured, peerUp, prepareRoutesOnceConfigured } from '../../src/host/container-routes.js';
 import { parseIpv4 } from '../../src/host/ipv4.js';
+import { parseIfName } from '../../src/host/host-spec.js';
 import type { NetnsPath } from '../../src/host/netns.js';
 import type { Runner } from '../../src/util/exec.js';
 
@@ -57,10 +58,10 @@ describe('container routes', () => {
     const read = async (p: string): Promise<string> => (paths.push(p), states.shift() ?? '1\n');
     let spawned = 0;
     const run: Runner = async () => (spawned++, { code: 0, stdout: UP + DEFAULT, stderr: '' });
-    const r = await prepareRoutesOnceConfigured(run, NETNS, ADDR, new AbortController().signal, { peerUp: () => peerUp('tsh1234abcd', read) });
+    const r = await prepareRoutesOnceConfigured(run, NETNS, ADDR, new AbortController().signal, { peerUp: () => peerUp(parseIfName('tsh1234567890ab'), read) });
     assert.deepEqual([r, spawned, paths.length], [{ configured: true, checks: 1 }, 1, 3]);
-    assert.equal(paths[0], '/sys/class/net/tsh1234abcd/carrier');
-    assert.equal(await peerUp('tsh1234abcd', async () => { throw new Error('ENOENT'); }), true);
-    assert.equal(await peerUp('../../etc/x', async () => '0'), true, 'a name that is not a link name is never read');
+    assert.equal(paths[0], '/sys/class/net/tsh1234567890ab/carrier');
+    assert.equal(await peerUp(parseIfName('tsh1234567890ab'), async () => { throw new Error('ENOENT'); }), true);
+    assert.equal(await peerUp(parseIfName('../../etc/x'), async () => '0'), true, 'a name that is not a link name is never read');
   });
 });
