@@ -73,7 +73,7 @@ clean: ## remove build output and caches
 
 bench: build ## benchmarks on both engines → BENCHMARKS.md (not a test; needs root)
 	scripts/provision.sh
-	for v in 20.10 28.5; do scripts/engine.sh start $$v && (eval "$$(scripts/engine.sh env $$v)" && node dist/bench/run.js && TSLINK_E2E_ENGINE=$$v node dist/bench/real-tailnet.js) || exit 1; done
+	for v in 20.10 28.5; do scripts/engine.sh start $$v && (eval "$$(scripts/engine.sh env $$v)" && node dist/bench/run.js && node dist/bench/base.js && TSLINK_E2E_ENGINE=$$v node dist/bench/real-tailnet.js) || exit 1; done
 	scripts/engine.sh stop
 	TSLINK_E2E_ENGINE=28.5 node dist/bench/cross-host.js
 	node dist/bench/report.js

@@ -87,6 +87,27 @@ for (const r of results) {
     '',
   );
 }
+// This code beside the base build, interleaved in rounds (bench/base.ts).
+interface BaseRound { pluginMs: number; commandsMs: number; joinP50Ms: number }
+interface BaseResult { engine: string; engineVersion: string; date: string; base: string; containersPerRound: number; rounds: Record<string, BaseRound[]> }
+const baseResults = readdirSync(join(ROOT, 'bench'))
+  .filter((n) => /^base-results-.*\.json$/.test(n))
+  .map((n) => JSON.parse(readFileSync(join(ROOT, 'bench', n), 'utf8')) as BaseResult)
+  .sort((a, b) => a.engine.localeCompare(b.engine));
+if (baseResults.length) {
+  const mid = (v: number[]): number => [...v].sort((x, y) => x - y)[Math.floor((v.length - 1) / 2)]!;
+  const cell = (rs: BaseRound[], k: keyof BaseRound): string => `${f(mid(rs.map((r) => r[k])))} (${rs.map((r) => f(r[k], 0)).join(', ')})`;
+  lines.push(`## This code beside the code issue 23 reviewed (\`bench/base.ts\`)`, '',
+    'The base build runs here, in the same run as this code, in interleaved rounds; each round runs and removes ' +
+    `${baseResults[0]!.containersPerRound} containers one at a time (test double). "Later features off": the WireGuard port forwards ` +
+    '(`TSLINK_WIREGUARD_PORTS=off`) and the name rules (`tslink.magicdns=false`), the per-container work the base did not have. ' +
+    'Each cell: the median of the rounds, then every round.', '');
+  for (const b of baseResults) {
+    lines.push(`Docker ${b.engineVersion} (${b.date.slice(0, 10)}):`, '', '| build | plugin CPU per container, ms | its commands\' CPU per container, ms | Join handler p50, ms |', '|---|---|---|---|');
+    for (const [name, rs] of Object.entries(b.rounds)) lines.push(`| ${name} | ${cell(rs, 'pluginMs')} | ${cell(rs, 'commandsMs')} | ${cell(rs, 'joinP50Ms')} |`);
+    lines.push('');
+  }
+}
 // Real Tailscale and headscale (bench/real-tailnet.ts), beside the double's figures of the same engine.
 interface RealResult {
   engine: string; engineVersion: string; date: string;

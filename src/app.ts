@@ -187,6 +187,7 @@ function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bi
     },
     operInfo: (ep) => nodes.operInfo(ep),
   }, deleteReplies);
+  closers.push('WireGuard port forwards', () => driver.forwards.settled());
   return { store, docker, metrics, nodes, names, tasks, binder, driver, deleteReplies };
 }
 

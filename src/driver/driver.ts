@@ -171,7 +171,7 @@ export class Driver {
       const rec = (await this.store.patchEndpoint(ep.id, { sandboxKey: req.SandboxKey, joinedAt: new Date().toISOString() })) ?? ep;
       this.log.info({ network: shortId(net.id), endpoint: shortId(ep.id), sandbox: req.SandboxKey }, 'endpoint joined');
       queueMicrotask(() => this.lifecycle.joined(rec, net));
-      void this.forwards.sync(); // not awaited: the container's tailscaled starts after Join returns
+      this.forwards.syncSoon(); // after the reply: the container's tailscaled starts after Join returns anyway
       return {
         InterfaceName: { SrcName: ep.containerIf, DstPrefix: 'eth' },
         Gateway: netHost.gateway,

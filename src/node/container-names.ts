@@ -113,6 +113,10 @@ export class ContainerNames {
       const text = JSON.stringify(nat);
       const prev = this.applied.get(m.endpoint);
       if (rewrite && prev === text) continue;
+      // A new namespace with nothing to redirect yet (no MagicDNS suffix, no peer) would get
+      // rules that only RETURN: its first write waits for its first name, one process less per
+      // node. A namespace found at a restart may hold old peers' rules, and is always written.
+      if (prev === undefined && !nat.magicDns && nat.peers.length === 0 && this.isFresh(m.endpoint)) continue;
       // Once written, a change rewrites our chains only; MagicDNS arriving later brings its
       // route_localnet along in the same command.
       const mode = !rewrite && prev === text ? 'repair' : prev !== undefined ? 'chains' : this.isFresh(m.endpoint) ? 'fresh' : 'write';

@@ -63,6 +63,8 @@ export class PluginProcess {
   constructor(
     readonly dataDir: string = mkdtempSync(join(tmpdir(), 'tslink-e2e-data-')),
     readonly env: Record<string, string> = {},
+    /** The plugin to run: this tree's, or another build's (bench/base.ts). */
+    readonly cli: string = CLI,
   ) {
     this.logFile = join(dataDir, '..', `${dataDir.split('/').pop()}.plugin.log`);
   }
@@ -72,7 +74,7 @@ export class PluginProcess {
     // The log is appended across restarts: wait for this start's own "serving" line.
     const servingBefore = this.log().split('"tslink serving"').length;
     const fd = openSync(this.logFile, 'a');
-    this.child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
+    this.child = spawn(process.execPath, [...nodeArgs, this.cli, 'serve'], {
       env: {
         ...process.env,
         TS_DATA_DIR: this.dataDir,

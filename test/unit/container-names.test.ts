@@ -110,6 +110,21 @@ describe('container name rules', () => {
     assert.equal([...written.keys()].length, restores);
   });
 
+  it('a new container with nothing to redirect yet gets no rules until its first name; one found at a restart is written all the same', async () => {
+    const { store, names, written, sysctls } = await setup((id) => id === epId(1));
+    for (const i of [1, 2]) await store.putEndpoint(endpoint(i, false));
+    const early = { state: 'starting' as const, tailscaleIPs: [], magicDnsSuffix: undefined };
+    names.observe(status(1, early));
+    names.observe(status(2, early));
+    await names.settled();
+    assert.deepEqual([...written.keys()], [`/run/docker/netns/${'2'.repeat(12)}`], 'endpoint 2 was joined before this process: its namespace may hold old peers, rewritten');
+    await store.putEndpoint(endpoint(1));
+    names.observe(status(1));
+    await names.settled();
+    assert.ok(written.has(`/run/docker/netns/${'1'.repeat(12)}`), 'its MagicDNS suffix known: written');
+    assert.deepEqual(sysctls, [`/run/docker/netns/${'1'.repeat(12)}`]);
+  });
+
   it('a container Docker joined while this process ran is written without a read first; one found at a restart is read first', async () => {
     const { store, names, saves, written, sysctls } = await setup((id) => id === epId(1));
     for (const i of [1, 2]) await store.putEndpoint(endpoint(i));
