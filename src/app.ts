@@ -157,9 +157,7 @@ function buildEndpointFlow(settings: Settings, log: Logger, state: OpenState, bi
   const binder = new EndpointBinder(store, sessions, docker, cache, readiness, log, {
     ...BINDER_TIMINGS, hostDockerRun: settings.hostDockerRun, tailscaleVersion: bins instanceof Error ? undefined : bins.version,
   }, {
-    bound: (ep) => {
-      if (ep.configError) nodes.invalid(ep);
-    },
+    bound: (ep) => { if (ep.configError) nodes.invalid(ep); },
     reconfigured: (ep) => nodes.leave(ep.id),
     ready: (ep, net, session) => {
       const jitterMs = session.recovered ? Math.floor(Math.random() * RECOVERY_JITTER_MS) : 0;
