@@ -5,8 +5,9 @@
  * rounds: the base, this code, and this code with the per-container work of the features that
  * came after the base turned off (the WireGuard port forwards, `TSLINK_WIREGUARD_PORTS=off`;
  * the name rules, `tslink.magicdns=false` on a lone container). Each round runs and removes
- * containers one at a time and reads the plugin's CPU, its reaped commands' CPU and its Join
- * handler's times; each round starts with another build. Both builds run this tree's test double: the plugins are what differ.
+ * containers one at a time and reads the plugin's CPU, its reaped commands' CPU, its Join
+ * handler's times, `docker run -d`'s wall time, and how long after `docker run` returned the
+ * container's tailscale0 held its address; each round starts with another build. Both builds run this tree's test double: the plugins are what differ.
  *
  * The base defaults to faae7b6, the code issue 23 reviewed (BENCH_BASE=<rev> for another). It is
  * built in a git worktree of its own, beside node_modules of this tree, and removed after.
@@ -16,7 +17,8 @@ import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuMs } from './cpu.js';
-import { DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, mustDocker, percentile, sh, sleep, uniq } from '../test/e2e/harness.js';
+import { tailnetAddress } from './node-up.js';
+import { DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, mustDocker, percentile, sh, sleep, uniq, waitFor } from '../test/e2e/harness.js';
 
 const BASE = process.env['BENCH_BASE'] ?? 'faae7b6';
 const ROUNDS = 3;
@@ -35,6 +37,9 @@ interface Round {
   pluginMs: number;
   commandsMs: number;
   joinP50Ms: number;
+  dockerRunP50Ms: number;
+  /** From `docker run -d` returning to the container's tailscale0 holding its address. */
+  returnedToNodeUpP50Ms: number;
 }
 
 async function buildBase(): Promise<{ cli: string; rev: string; remove: () => Promise<void> }> {
@@ -59,12 +64,21 @@ async function measure(v: Variant): Promise<Round> {
   const net = uniq('bench-base');
   try {
     await mustDocker('network', 'create', '-d', 'tslink', net);
+    const runs: number[] = [];
+    const nodeUp: number[] = [];
     const run = async (name: string): Promise<void> => {
+      const t0 = performance.now();
       await mustDocker('run', '-d', '--name', name, '--network', net, '--label', `tslink.hostname=${name}`, ...v.labels.flatMap((l) => ['--label', l]), IMAGE, 'sleep', '60');
-      await sleep(SETTLE_MS);
+      const returned = performance.now();
+      const pid = await mustDocker('inspect', '-f', '{{.State.Pid}}', name);
+      await waitFor('tailscale0', () => tailnetAddress(pid), 10_000, 2);
+      runs.push(returned - t0);
+      nodeUp.push(performance.now() - returned);
+      await sleep(Math.max(0, SETTLE_MS - (performance.now() - returned)));
       await mustDocker('rm', '-f', name);
     };
     await run(uniq('warm'));
+    runs.length = nodeUp.length = 0;
     const joinsBefore = joinTimes(plugin).length;
     const c0 = cpuMs(plugin.child!.pid!);
     for (let i = 0; i < CONTAINERS; i++) await run(uniq('base'));
@@ -74,6 +88,8 @@ async function measure(v: Variant): Promise<Round> {
       pluginMs: (c1.self - c0.self) / CONTAINERS,
       commandsMs: (c1.children - c0.children) / CONTAINERS,
       joinP50Ms: percentile(joinTimes(plugin).slice(joinsBefore), 50),
+      dockerRunP50Ms: percentile(runs, 50),
+      returnedToNodeUpP50Ms: percentile(nodeUp, 50),
     };
   } finally {
     await docker('network', 'rm', net);

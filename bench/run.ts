@@ -14,6 +14,7 @@
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { cpuMs, summarizeProfiles } from './cpu.js';
+import { tailnetAddress } from './node-up.js';
 import { join } from 'node:path';
 import {
   DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, mustDocker, percentile, pluginCall, uniq, waitFor,
@@ -67,19 +68,6 @@ async function nodesRunning(plugin: PluginProcess, names: string[], net: string,
     }
     return true;
   }, 120_000, 20);
-}
-
-/**
- * The container's Tailscale address, read from its namespace's /proc view (the local route of a
- * 100.x address): a file read, where `nsenter ip addr` every 2 ms spawned two processes that
- * competed for the CPU whose use is being measured.
- */
-function tailnetAddress(pid: string): Promise<string | undefined> {
-  try {
-    return Promise.resolve(/\|-- (100\.\d+\.\d+\.\d+)\n\s+\/32 host LOCAL/.exec(readFileSync(`/proc/${pid}/net/fib_trie`, 'utf8'))?.[1]);
-  } catch {
-    return Promise.resolve(undefined);
-  }
 }
 
 async function main(): Promise<void> {
