@@ -154,7 +154,6 @@ export class NodeManager {
       },
     );
     this.sups.set(ep.id, sup);
-    await mkdir(join(this.settings.dataDir, 'logs'), { recursive: true, mode: 0o700 });
     const holder = this.locks.claim(stateDir, ep.id);
     if (holder !== ep.id) {
       const h = this.store.endpoints.get(holder);
