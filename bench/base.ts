@@ -126,6 +126,8 @@ async function main(): Promise<void> {
     engineVersion: await mustDocker('version', '--format', '{{.Server.Version}}'),
     date: new Date().toISOString(),
     base: base.rev,
+    /** The commit this code was measured at (the working tree may differ from it). */
+    commit: (await sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])).stdout.trim(),
     containersPerRound: CONTAINERS,
     rounds,
   };

@@ -89,7 +89,7 @@ for (const r of results) {
 }
 // This code beside the base build, interleaved in rounds (bench/base.ts).
 interface BaseRound { pluginMs: number; commandsMs: number; joinP50Ms: number; dockerRunP50Ms: number; returnedToNodeUpP50Ms: number }
-interface BaseResult { engine: string; engineVersion: string; date: string; base: string; containersPerRound: number; rounds: Record<string, BaseRound[]> }
+interface BaseResult { engine: string; engineVersion: string; date: string; base: string; commit?: string; containersPerRound: number; rounds: Record<string, BaseRound[]> }
 const baseResults = readdirSync(join(ROOT, 'bench'))
   .filter((n) => /^base-results-.*\.json$/.test(n))
   .map((n) => JSON.parse(readFileSync(join(ROOT, 'bench', n), 'utf8')) as BaseResult)
@@ -103,7 +103,7 @@ if (baseResults.length) {
     '(`TSLINK_WIREGUARD_PORTS=off`) and the name rules (`tslink.magicdns=false`), the per-container work the base did not have. ' +
     'Each cell: the median of the rounds, then every round.', '');
   for (const b of baseResults) {
-    lines.push(`Docker ${b.engineVersion} (${b.date.slice(0, 10)}):`, '',
+    lines.push(`Docker ${b.engineVersion} (${b.date.slice(0, 10)}${b.commit ? `, this code at ${b.commit}` : ''}):`, '',
       '| build | plugin CPU per container, ms | its commands\' CPU per container, ms | Join handler p50, ms | `docker run -d` p50, ms | returned → tailscale0 up p50, ms |', '|---|---|---|---|---|---|');
     for (const [name, rs] of Object.entries(b.rounds)) lines.push(`| ${name} | ${(['pluginMs', 'commandsMs', 'joinP50Ms', 'dockerRunP50Ms', 'returnedToNodeUpP50Ms'] as const).map((k) => cell(rs, k)).join(' | ')} |`);
     lines.push('');
