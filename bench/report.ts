@@ -57,7 +57,7 @@ const rows: [string, string, (r: Result) => string][] = [
 const lines = [
   '# Benchmarks',
   '',
-  'Made by `make bench` (`bench/run.ts`, then `bench/report.ts`) on this project\'s 2-core, 24 GiB machine, with',
+  'Made by `make bench` (`bench/run.ts`, `bench/base.ts`, `bench/real-tailnet.ts`, `bench/cross-host.ts`, then `bench/report.ts`) on this project\'s 2-core, 24 GiB machine, with',
   'the plugin running from the working tree as a legacy plugin and the Tailscale test double. Each tslink figure',
   'is measured in the same run as its bridge counterpart, interleaved, since the machine is noisy. Benchmarks',
   'are not tests: nothing here can fail `make test`.',
