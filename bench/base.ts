@@ -17,7 +17,7 @@ import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuMs } from './cpu.js';
-import { tailnetAddress } from './node-up.js';
+import { logNumbers, tailnetAddress } from './probes.js';
 import { DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, mustDocker, percentile, sh, sleep, uniq, waitFor } from '../test/e2e/harness.js';
 
 const BASE = process.env['BENCH_BASE'] ?? 'faae7b6';
@@ -98,9 +98,7 @@ async function measure(v: Variant): Promise<Round> {
   }
 }
 
-function joinTimes(plugin: PluginProcess): number[] {
-  return plugin.log().split('\n').filter((l) => l.includes('"call":"/NetworkDriver.Join"')).map((l) => Number((JSON.parse(l) as { ms: number }).ms));
-}
+const joinTimes = (plugin: PluginProcess): number[] => logNumbers(plugin.log().split('\n'), '"call":"/NetworkDriver.Join"', 'ms');
 
 async function main(): Promise<void> {
   const base = await buildBase();

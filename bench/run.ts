@@ -14,7 +14,7 @@
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { cpuMs, summarizeProfiles } from './cpu.js';
-import { tailnetAddress } from './node-up.js';
+import { logNumbers, tailnetAddress } from './probes.js';
 import { join } from 'node:path';
 import {
   DOUBLE_DIR, ENGINE, IMAGE, PluginProcess, ROOT, docker, mustDocker, percentile, pluginCall, uniq, waitFor,
@@ -27,10 +27,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await fn();
   return performance.now() - t0;
-}
-
-function logNumbers(lines: string[], marker: string, field: string): number[] {
-  return lines.filter((l) => l.includes(marker)).map((l) => Number((JSON.parse(l) as Record<string, unknown>)[field]));
 }
 
 function rssMb(pid: number): number {

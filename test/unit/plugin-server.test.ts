@@ -199,6 +199,7 @@ describe('plugin server', () => {
     await call('NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '172.18.0.2/16' } });
     assert.deepEqual(host.forwardSyncs, [], 'nothing before Join: no namespace holds the address yet');
     assert.equal((await call('NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/0123456789ab' })).status, 200);
+    assert.deepEqual(host.forwardSyncs, [], 'Join answered before the rewrite began (its fork of iptables-restore would hold the reply)');
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(host.forwardSyncs.at(-1), [{ address: '172.18.0.2', port: 41642 }]);
     await call('NetworkDriver.Leave', { NetworkID: NET_ID, EndpointID: EP_ID });

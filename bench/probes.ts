@@ -1,3 +1,4 @@
+/** What the benches read from the system and the plugin's log, shared by run.ts and base.ts. */
 import { readFileSync } from 'node:fs';
 
 /**
@@ -11,4 +12,9 @@ export function tailnetAddress(pid: string): Promise<string | undefined> {
   } catch {
     return Promise.resolve(undefined);
   }
+}
+
+/** The numeric `field` of every plugin log line that holds `marker` (e.g. each Join's `ms`). */
+export function logNumbers(lines: string[], marker: string, field: string): number[] {
+  return lines.filter((l) => l.includes(marker)).map((l) => Number((JSON.parse(l) as Record<string, unknown>)[field]));
 }
