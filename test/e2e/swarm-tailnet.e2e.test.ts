@@ -81,14 +81,32 @@ describe(`a swarm service on a real tailnet (Tailscale ${SUPPORTED_TAILSCALE}, h
     await on(1, 'network', 'create', '-d', 'tslink:latest', '--scope', 'swarm', '--config-from', `${tag}conf`, `${tag}net`);
     await on(1, 'service', 'create', '-d', '--name', tag, '--replicas', '20', '--replicas-max-per-node', '10', '--constraint', 'node.hostname!=tsw-n2',
       '--network', `${tag}net`, '--stop-grace-period', '1s', '--container-label', `tslink.hostname=${tag}-{{.Task.Slot}}`, IMAGE, 'sleep', '3600');
-    const running = (n: NodeNo): { endpoint: string }[] => statuses(n).filter((s) => s.state === 'running' && s.endpoint).map((s) => ({ endpoint: s.endpoint! }));
-    await waitFor(`10 ${tag} nodes running on node 1 and 10 on node 3`, async () => (running(1).length >= 10 && running(3).length >= 10) || undefined, 240_000, 1000);
+    // The nodes of the service's running containers, as Docker lists them on that host: a task
+    // swarm is replacing, or a node of an earlier test still stopping, is not one of the 10.
+    const running = async (n: NodeNo): Promise<{ endpoint: string }[]> => {
+      const live = new Set((await on(n, 'ps', '--filter', `label=com.docker.swarm.service.name=${tag}`, '--no-trunc', '-q')).split('\n').filter(Boolean));
+      return statuses(n).filter((s) => s.state === 'running' && s.endpoint && s.container && live.has(s.container)).map((s) => ({ endpoint: s.endpoint! }));
+    };
+    const others = (n: NodeNo, mine: { endpoint: string }[]) => statuses(n).filter((s) => !mine.some((m) => m.endpoint === s.endpoint));
+    await waitFor(`10 ${tag} nodes running on node 1 and 10 on node 3`, async () => {
+      const [a, b] = [await running(1), await running(3)];
+      return (a.length === 10 && b.length === 10) || undefined;
+    }, 240_000, 1000);
     const v4 = (n: HsNode): string => n.ipAddresses.find((a) => a.includes('.'))!;
     const inControl = (await hs.nodes()).filter((n) => new RegExp(`^${tag}-\\d+$`).test(n.givenName));
     const nameOf = new Map(inControl.map((n) => [v4(n), n.givenName]));
-    const withIp = (n: NodeNo) => Promise.all(running(n).map(async (e) => ({ ...e, ip: (await cli(n, e.endpoint, ['ip', '-4'])).stdout.trim() })));
+    const withIp = async (n: NodeNo) => Promise.all((await running(n)).map(async (e) => ({ ...e, ip: (await cli(n, e.endpoint, ['ip', '-4'])).stdout.trim() })));
     const from = await withIp(1);
     const to = await withIp(3);
+    // One CI run counted 11 running nodes on node 1 here. What swarm did besides starting 20
+    // tasks says whether it was replacing one; a node outliving its container would be a bug.
+    const history = await on(1, 'service', 'ps', tag, '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}');
+    for (const l of history.split('\n').filter((x) => !/ Running Running /.test(x))) process.stdout.write(`# ${tag} task: ${l}\n`);
+    await waitFor('no node on nodes 1 and 3 but those of the running tasks', async () => {
+      const extra = [...others(1, await running(1)), ...others(3, await running(3))];
+      if (extra.length) throw new Error(`also reported: ${JSON.stringify(extra)}`);
+      return true;
+    }, 60_000, 1000);
     assert.deepEqual([from.length, to.length], [10, 10]);
     assert.ok([...from, ...to].every((e) => nameOf.has(e.ip)), 'every node is in control under its slot name');
     // Timing starts once each side's netmap lists the other: a ping before that only measures control.
