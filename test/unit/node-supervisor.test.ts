@@ -267,6 +267,49 @@ describe('node supervisor', () => {
     await next.release();
   });
 
+  it('starts a new identity\'s daemon while Docker configures the namespace, and runs `up` only after', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const t = setup({ backend: 'NeedsLogin' }, {}, { prepareNamespace: () => gate });
+    t.sup.start();
+    await t.until('daemon spawned', () => t.daemons.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(t.calls, [], 'no CLI call while the namespace is not configured');
+    release();
+    await t.until('running', () => t.sup.status.state === 'running');
+    assert.equal(t.calls[0]?.[0], 'up');
+    await t.sup.stop({ logout: false });
+  });
+
+  it('starts a logged-in identity\'s daemon only once the namespace is configured (it would resume at once)', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered = false;
+    const t = setup({ backend: 'Running' }, {}, { prepareNamespace: async () => { entered = true; await gate; } });
+    t.sup.start();
+    await t.until('start under way', () => entered);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(t.daemons.length, 0, 'no tailscaled before the namespace is configured');
+    release();
+    await t.until('running', () => t.sup.status.state === 'running');
+    assert.equal(t.daemons.length, 1);
+    await t.sup.stop({ logout: false });
+  });
+
+  it('stopped while a new identity waits for its namespace: the daemon is stopped and never configured', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const t = setup({ backend: 'NeedsLogin' }, {}, { prepareNamespace: () => gate });
+    t.sup.start();
+    await t.until('daemon spawned', () => t.daemons.length === 1);
+    await t.sup.stop({ logout: false });
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(t.daemons[0]!.signalCode, 'SIGTERM');
+    assert.deepEqual(t.calls, [], 'no `up` for a stopped node');
+    assert.equal(t.sup.status.state, 'stopped');
+  });
+
   it('starts no daemon when stopped before a delayed start fires', async () => {
     const t = setup({ backend: 'Running' });
     t.sup.start(30);
