@@ -15,10 +15,9 @@ import type { NetnsPath } from './netns.js';
  * them. Docker's StaticRoutes cannot express an unreachable route, hence `ip` inside the namespace.
  *
  * The namespace exists before its interface does (on 20.10 the bind mount appears, then Docker
- * moves and configures the link, after its own DNS rules in the namespace). A tailscaled logged in
- * in between saw no interface and, with 1.102.5 measured, stayed in Starting for good (no STUN,
- * no DERP: `tailscale up` timed out after 60 s). A new identity's process may run by then: it
- * idles until `up`. The question rides in the same process as the routes.
+ * moves and configures the link). A tailscaled started in between saw no interface and, with
+ * 1.102.5 measured, stayed in Starting for good (no STUN, no DERP: `tailscale up` timed out after
+ * 60 s). The question rides in the same process as the routes.
  */
 export async function prepareContainerRoutes(run: Runner, netns: NetnsPath, address: Ipv4Address | undefined): Promise<boolean> {
   const r = await run('nsenter', [`--net=${netns}`, 'ip', '-force', '-batch', '-'], {
@@ -95,8 +94,8 @@ export async function prepareRoutesOnceConfigured(
 }
 
 /**
- * The container's side before its tailscaled logs in: the routes once Docker has configured the
- * interface (or after INTERFACE_WAIT_MS: logged in anyway, and said so), forwarding for a node that
+ * The container's side before its tailscaled starts: the routes once Docker has configured the
+ * interface (or after INTERFACE_WAIT_MS: started anyway, and said so), forwarding for a node that
  * routes. Nothing once the endpoint left.
  */
 export async function prepareNamespace(
@@ -110,7 +109,7 @@ export async function prepareNamespace(
   const { configured, checks } = await prepareRoutesOnceConfigured(run, netns, link.address, signal, { peerUp: () => peerUp(link.hostIf) });
   if (signal.aborted) return;
   if (configured) log.debug({ checks }, 'the container\'s interface is configured');
-  else log.warn({ checks }, `Docker had not finished the container's interface after ${INTERFACE_WAIT_MS / 1000} s: tailscaled goes on anyway`);
+  else log.warn({ checks }, `Docker had not finished the container's interface after ${INTERFACE_WAIT_MS / 1000} s: tailscaled starts anyway`);
   if (forwarding) await enableForwarding(run, netns);
 }
 

@@ -131,17 +131,13 @@ export class NodeSupervisor {
       await stopProcesses(leftovers, this.opts.stopGraceMs);
     }
     await rm(this.paths.socket, { force: true });
-    // Until Docker has configured the namespace (on 20.10 its DNS rules, then the link), tailscaled
-    // may neither write netfilter rules nor reach control: `up` waits for this, always.
-    const prepared = (this.deps.prepareNamespace?.() ?? Promise.resolve()).catch((e: Error) =>
+    await this.deps.prepareNamespace?.().catch((e: Error) =>
       this.log.warn({ err: e.message }, 'could not prepare the container\'s namespace (tailnet ranges unreachable outside tailscale0, forwarding for routes)'),
     );
-    const fresh = await isFreshIdentity(this.paths.stateDir);
-    // A new identity idles until `up`, so its process starts beside Docker's work; a logged-in one
-    // resumes by itself at once, so it starts only after.
-    if (!fresh) await prepared;
     // stop() may have run during any await above; it found no daemon to stop, so none may start
     // now (a daemon started here would outlive its endpoint).
+    if (this.stopping) return this.lock.release();
+    const fresh = await isFreshIdentity(this.paths.stateDir);
     if (this.stopping) return this.lock.release();
     const child = this.spawn();
     this.log.debug({ pid: child.pid }, 'tailscaled spawned');
@@ -151,8 +147,6 @@ export class NodeSupervisor {
       if (this.child === child && !this.stopping) child.kill('SIGKILL');
       return;
     }
-    await prepared;
-    if (this.stopping || this.child !== child) return;
     await this.configure(child, fresh);
   }
 

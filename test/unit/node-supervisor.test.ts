@@ -267,47 +267,24 @@ describe('node supervisor', () => {
     await next.release();
   });
 
-  it('starts a new identity\'s daemon while Docker configures the namespace, and runs `up` only after', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const t = setup({ backend: 'NeedsLogin' }, {}, { prepareNamespace: () => gate });
-    t.sup.start();
-    await t.until('daemon spawned', () => t.daemons.length === 1);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(t.calls, [], 'no CLI call while the namespace is not configured');
-    release();
-    await t.until('running', () => t.sup.status.state === 'running');
-    assert.equal(t.calls[0]?.[0], 'up');
-    await t.sup.stop({ logout: false });
-  });
-
-  it('starts a logged-in identity\'s daemon only once the namespace is configured (it would resume at once)', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    let entered = false;
-    const t = setup({ backend: 'Running' }, {}, { prepareNamespace: async () => { entered = true; await gate; } });
-    t.sup.start();
-    await t.until('start under way', () => entered);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(t.daemons.length, 0, 'no tailscaled before the namespace is configured');
-    release();
-    await t.until('running', () => t.sup.status.state === 'running');
-    assert.equal(t.daemons.length, 1);
-    await t.sup.stop({ logout: false });
-  });
-
-  it('stopped while a new identity waits for its namespace: the daemon is stopped and never configured', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const t = setup({ backend: 'NeedsLogin' }, {}, { prepareNamespace: () => gate });
-    t.sup.start();
-    await t.until('daemon spawned', () => t.daemons.length === 1);
-    await t.sup.stop({ logout: false });
-    release();
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(t.daemons[0]!.signalCode, 'SIGTERM');
-    assert.deepEqual(t.calls, [], 'no `up` for a stopped node');
-    assert.equal(t.sup.status.state, 'stopped');
+  it('starts tailscaled only once the namespace is configured, for a new identity too', async () => {
+    // A tailscaled 1.102.5 started while Docker 20.10 still configured the link took its first
+    // view of the links before the link came and started watching after: it never saw the link,
+    // and stayed in Starting past `up`'s 60 s (1 run in 6 of tailnet.e2e, a new identity).
+    for (const backend of ['NeedsLogin', 'Running'] as const) {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let entered = false;
+      const t = setup({ backend }, {}, { prepareNamespace: async () => { entered = true; await gate; } });
+      t.sup.start();
+      await t.until('start under way', () => entered);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(t.daemons.length, 0, `${backend}: no tailscaled before the namespace is configured`);
+      release();
+      await t.until('running', () => t.sup.status.state === 'running');
+      assert.equal(t.daemons.length, 1);
+      await t.sup.stop({ logout: false });
+    }
   });
 
   it('starts no daemon when stopped before a delayed start fires', async () => {
