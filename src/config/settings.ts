@@ -75,7 +75,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { env: 'TSLINK_EVENTS_MIN_BACKOFF_MS', key: 'eventsMinBackoffMs', kind: { type: 'int', min: 1, max: 600_000 }, default: '250', settable: true, description: 'shortest reconnect wait of the events stream (full jitter)' },
   { env: 'TSLINK_EVENTS_MAX_BACKOFF_MS', key: 'eventsMaxBackoffMs', kind: { type: 'int', min: 1, max: 3_600_000 }, default: '30000', settable: true, description: 'longest reconnect wait of the events stream' },
   { env: 'TSLINK_METRICS_LISTEN', key: 'metricsListen', kind: { type: 'listen' }, settable: true, description: 'host:port to serve /metrics, /healthz, /readyz and /v1/endpoints on TCP too (off by default; the unix socket in the data directory is always on); on TCP every path but /healthz needs Authorization: Bearer <token>, the token being the file ops-token in the data directory (made at start, mode 0600)' },
-  { env: 'TSLINK_TAILSCALED_ENV', key: 'tailscaledEnv', kind: { type: 'daemonEnv' }, settable: true, description: "space-separated NAME=value knobs for every tailscaled, NAME being TS_DEBUG_*, TS_DISABLE_* or TS_ASSUME_NETWORK_UP_FOR_TEST (e.g. TS_DEBUG_USE_DERP_HTTP=1 for a local control server's plain-HTTP DERP); nothing else reaches the daemon's environment" },
+  { env: 'TSLINK_TAILSCALED_ENV', key: 'tailscaledEnv', kind: { type: 'daemonEnv' }, settable: true, description: "space-separated NAME=value knobs for every tailscaled, NAME being TS_DEBUG_*, TS_DISABLE_*, TS_ASSUME_NETWORK_UP_FOR_TEST or TS_NO_LOGS_NO_SUPPORT (e.g. TS_DEBUG_USE_DERP_HTTP=1 for a local control server's plain-HTTP DERP; TS_NO_LOGS_NO_SUPPORT=true: no log upload to Tailscale); nothing else reaches the daemon's environment" },
   { env: 'TSLINK_WIREGUARD_PORTS', key: 'wireguardPorts', kind: { type: 'portRange' }, default: '41642-41941', settable: true, description: "UDP ports for the containers' tailscaled, one each (first-last, at most 10,000), forwarded from the host's addresses to its container: peers on other hosts connect directly (open these ports between hosts); off: every tailscaled uses 41641, no forwards, peers behind NATs are relayed" },
   { env: 'TSLINK_HOST_DOCKER_RUN', key: 'hostDockerRun', kind: { type: 'path', example: '/host/run/docker' }, settable: false, managed: '/host/run/docker', description: "where Docker's exec root is mounted, when not at its own path" },
 ];
@@ -84,8 +84,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** Longest unix socket path (sun_path holds 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
-/** Tailscale's knobs tslink lets through: debug and disable switches only, never a key. */
-const DAEMON_ENV_NAME = /^TS_(?:DEBUG_[A-Z0-9_]{1,60}|DISABLE_[A-Z0-9_]{1,60}|ASSUME_NETWORK_UP_FOR_TEST)$/;
+/** Tailscale's knobs tslink lets through: debug and disable switches and the log-upload opt-out, never a key. */
+const DAEMON_ENV_NAME = /^TS_(?:DEBUG_[A-Z0-9_]{1,60}|DISABLE_[A-Z0-9_]{1,60}|ASSUME_NETWORK_UP_FOR_TEST|NO_LOGS_NO_SUPPORT)$/;
 const DAEMON_ENV_VALUE = /^[A-Za-z0-9._:,/-]{0,256}$/;
 const MAX_DAEMON_ENV = 32;
 
@@ -98,7 +98,7 @@ function parseDaemonEnv(v: string): { value: Record<string, string> } | { proble
     const eq = w.indexOf('=');
     const name = eq < 0 ? w : w.slice(0, eq);
     const value = eq < 0 ? '' : w.slice(eq + 1);
-    if (eq < 0 || !DAEMON_ENV_NAME.test(name)) return { problem: `${show(w)} is not NAME=value with NAME one of TS_DEBUG_*, TS_DISABLE_*, TS_ASSUME_NETWORK_UP_FOR_TEST, e.g. TS_DEBUG_USE_DERP_HTTP=1` };
+    if (eq < 0 || !DAEMON_ENV_NAME.test(name)) return { problem: `${show(w)} is not NAME=value with NAME one of TS_DEBUG_*, TS_DISABLE_*, TS_ASSUME_NETWORK_UP_FOR_TEST, TS_NO_LOGS_NO_SUPPORT, e.g. TS_DEBUG_USE_DERP_HTTP=1` };
     if (!DAEMON_ENV_VALUE.test(value)) return { problem: `${show(w)}: the value may hold only letters, digits and . _ : , / - (at most 256)` };
     out[name] = value;
   }

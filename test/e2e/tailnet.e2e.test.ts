@@ -19,7 +19,8 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
   const plugin = new PluginProcess(undefined, {
     TS_AUTHKEY: '',
     TS_PATH: REAL_TS_DIR,
-    TSLINK_TAILSCALED_ENV: TAILSCALED_ENV,
+    // The log-upload opt-out a user sets the same way; the other real-tailnet suites keep the default.
+    TSLINK_TAILSCALED_ENV: `${TAILSCALED_ENV} TS_NO_LOGS_NO_SUPPORT=true`,
     TSLINK_STATUS_POLL_MS: '5000',
   });
   const net = uniq('tsreal');
@@ -102,14 +103,18 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
     assert.equal(await httpGet('real-beta', v4(alpha), 8080), 'hello-from-alpha');
   });
 
-  it("each node keeps its own log identity in its own state: none shares another's, and the host's /var/lib/tailscale gets nothing", async () => {
+  it("each node keeps its own log identity in its own state: none shares another's, none uploads (TS_NO_LOGS_NO_SUPPORT), and the host's /var/lib/tailscale gets nothing", async () => {
     // The daemon's output reaches its log file through a stream: read until the line is there.
-    const logIds = await Promise.all(['real-alpha', 'real-beta'].map(async (c) => {
+    const logs = await Promise.all(['real-alpha', 'real-beta'].map(async (c) => {
       const file = join(plugin.dataDir, 'logs', `${(await endpointOf(c)).slice(0, 12)}-tailscaled.log`);
-      return waitFor(`${c}'s LogID line`, async () => (existsSync(file) ? /^\S+ \S+ LogID: ([0-9a-f]{64})$/m.exec(readFileSync(file, 'utf8'))?.[1] : undefined), 10_000, 100).catch(() => undefined);
+      return waitFor(`${c}'s LogID line`, async () => (existsSync(file) && /^\S+ \S+ LogID: [0-9a-f]{64}$/m.test(readFileSync(file, 'utf8')) ? readFileSync(file, 'utf8') : undefined), 10_000, 100).catch(() => '');
     }));
+    const logIds = logs.map((l) => /^\S+ \S+ LogID: ([0-9a-f]{64})$/m.exec(l)?.[1]);
     assert.ok(logIds[0] && logIds[1], 'each daemon logged its log ID');
     assert.notEqual(logIds[0], logIds[1]);
+    // Uploading, tailscaled resolves and dials log.tailscale.com within its first second (seen
+    // in every log of the other suites); opted out, it never names it.
+    for (const l of logs) assert.doesNotMatch(l, /log\.tailscale\.com/);
     for (const h of ['alpha', 'beta']) assert.ok(existsSync(join(identityDir(plugin.dataDir, net, h), 'tailscaled.log.conf')), `${h}'s log config is in its identity`);
     const host = '/var/lib/tailscale';
     const touched = existsSync(host) ? readdirSync(host).filter((f) => statSync(join(host, f)).mtimeMs >= suiteStart) : [];

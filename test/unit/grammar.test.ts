@@ -610,11 +610,11 @@ describe('plugin settings', () => {
     }
   });
 
-  it('TSLINK_TAILSCALED_ENV lets through only Tailscale debug and disable knobs, never a key', () => {
-    assert.deepEqual(settingsOf({ TSLINK_TAILSCALED_ENV: ' TS_DEBUG_USE_DERP_HTTP=1  TS_DISABLE_PORTMAPPER=1\nTS_ASSUME_NETWORK_UP_FOR_TEST=1 ' }).tailscaledEnv, {
-      TS_DEBUG_USE_DERP_HTTP: '1', TS_DISABLE_PORTMAPPER: '1', TS_ASSUME_NETWORK_UP_FOR_TEST: '1',
+  it('TSLINK_TAILSCALED_ENV lets through only Tailscale debug and disable knobs and the log-upload opt-out, never a key', () => {
+    assert.deepEqual(settingsOf({ TSLINK_TAILSCALED_ENV: ' TS_DEBUG_USE_DERP_HTTP=1  TS_DISABLE_PORTMAPPER=1\nTS_ASSUME_NETWORK_UP_FOR_TEST=1 TS_NO_LOGS_NO_SUPPORT=true ' }).tailscaledEnv, {
+      TS_DEBUG_USE_DERP_HTTP: '1', TS_DISABLE_PORTMAPPER: '1', TS_ASSUME_NETWORK_UP_FOR_TEST: '1', TS_NO_LOGS_NO_SUPPORT: 'true',
     });
-    for (const bad of ['TS_AUTHKEY=tskey-auth-x', 'TS_AUTH_KEY=x', 'PATH=/tmp', 'LD_PRELOAD=/x.so', 'TS_DEBUG_X', 'TS_DEBUG_X=$(id)', 'ts_debug_x=1']) {
+    for (const bad of ['TS_AUTHKEY=tskey-auth-x', 'TS_NO_LOGS_NO_SUPPORT_X=1', 'TS_AUTH_KEY=x', 'PATH=/tmp', 'LD_PRELOAD=/x.so', 'TS_DEBUG_X', 'TS_DEBUG_X=$(id)', 'ts_debug_x=1']) {
       const e = settingsErrors({ TSLINK_TAILSCALED_ENV: bad });
       assert.equal(e.length, 1, bad);
       assert.match(e[0]!, /^tslink: TSLINK_TAILSCALED_ENV=/);
