@@ -16,6 +16,9 @@ export class StateDirHeld extends Error {
   }
 }
 
+/** How long a refused acquirer waits for the new holder's record, to name it. */
+const HOLDER_RECORD_WAIT_MS = 2_000;
+
 /** The util-linux flock(1), found on PATH as `ip`, `nsenter` and `setpriv` are (/usr/bin/flock on Debian). */
 const FLOCK = 'flock';
 
@@ -136,8 +139,9 @@ export class StateDirLock {
     if (heldHere.has(key)) return new StateDirHeld(`${this.what} is in use by another endpoint in this plugin`, process.pid);
     // A holder writes its record just after it takes the lock: until then the file is empty (new)
     // or names an earlier holder, which is not this process (it does not hold the lock) and may
-    // be a dead one (a moment's window, in which the message names that one).
-    for (let i = 0; i < 20; i++) {
+    // be a dead one (a moment's window, in which the message names that one). The holder may be
+    // slow to write it on a loaded host: 300 ms was once too short with 50 processes on 2 cores.
+    for (const end = Date.now() + HOLDER_RECORD_WAIT_MS; Date.now() < end; ) {
       const m = /^(\d+) (\S+) ?(.*)\n/.exec(await readFile(this.file, 'utf8').catch(() => ''));
       if (m && `${m[1]} ${m[2]}` !== me) {
         const pid = Number(m[1]);
