@@ -2,6 +2,14 @@ import { mkdir, open, rename, rm, readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 let counter = 0;
+/** The temp files of this process's writes under way: any other one is a killed write's. */
+const inFlight = new Set<string>();
+
+/** A temp file of writeFileAtomic's: `.<pid>.<n>.tmp`. */
+export const isAtomicTemp = (name: string): boolean => /^\.\d+\.\d+\.tmp$/.test(name);
+
+/** Whether `path` is the temp file of a write of this process still under way. */
+export const isWriteInFlight = (path: string): boolean => inFlight.has(path);
 
 /**
  * Writes a file so that a crash at any point leaves either the old or the new content: temp file
@@ -14,6 +22,7 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600, 
   const durable = opts.durable ?? true;
   const dir = dirname(path);
   const tmp = join(dir, `.${process.pid}.${++counter}.tmp`);
+  inFlight.add(tmp);
   try {
     const fh = await open(tmp, 'w', mode);
     try {
@@ -28,6 +37,8 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600, 
     // A full or read-only disk: no half-written temp file stays behind.
     await rm(tmp, { force: true }).catch(() => undefined);
     throw e;
+  } finally {
+    inFlight.delete(tmp);
   }
   if (!durable) return;
   const dh = await open(dir, 'r');
@@ -55,7 +66,7 @@ export async function readJsonDir<T>(dir: string): Promise<{ items: (T & { file:
   }
   for (const name of names) {
     // A temp file of writeFileAtomic that a kill -9 interrupted: never renamed, so never data.
-    if (/^\.\d+\.\d+\.tmp$/.test(name)) await rm(join(dir, name), { force: true });
+    if (isAtomicTemp(name) && !isWriteInFlight(join(dir, name))) await rm(join(dir, name), { force: true });
     if (!name.endsWith('.json')) continue;
     const file = join(dir, name);
     try {

@@ -157,18 +157,25 @@ async function managerWithoutTailscale() {
 }
 
 describe('garbage collection', () => {
-  it('removes what no endpoint uses, never a write in flight or a persistent identity', async () => {
+  it('removes what no endpoint uses and a killed write\'s temp file, never a write in flight or a persistent identity', async () => {
     const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
     const { join } = await import('node:path');
+    const { writeFileAtomic } = await import('../../src/util/atomic-file.js');
     const { dir, nodes } = await managerWithoutTailscale();
     for (const d of ['status', 'run/abcdefabcdef', 'by-hostname/eph', 'by-hostname/keep']) mkdirSync(join(dir, d), { recursive: true });
     writeFileSync(join(dir, 'status', 'f'.repeat(64) + '.json'), '{}');
-    writeFileSync(join(dir, 'status', '.1234.5.tmp'), '');
+    writeFileSync(join(dir, 'status', '.1234.5.tmp'), '{}'); // a plugin killed between write and rename
     writeFileSync(join(dir, 'by-hostname/eph/tslink-node.json'), JSON.stringify({ ephemeral: true }));
     writeFileSync(join(dir, 'by-hostname/keep/tslink-node.json'), JSON.stringify({ ephemeral: false }));
+    // A write of this process under way while the collection runs: its temp file must survive.
+    const live = join(dir, 'status', 'e'.repeat(64) + '.json');
+    const body = 'x'.repeat(64 << 20);
+    const writing = writeFileAtomic(live, body, 0o600, { durable: false });
+    const { readdirSync } = await import('node:fs');
+    while (!readdirSync(join(dir, 'status')).some((n) => n.startsWith(`.${process.pid}.`))) await new Promise((r) => setImmediate(r));
     const removed = (await nodes.collectGarbage()).sort();
-    assert.deepEqual(removed, ['by-hostname/eph', 'run/abcdefabcdef', `status/${'f'.repeat(64)}.json`]);
-    assert.ok(existsSync(join(dir, 'status', '.1234.5.tmp')), 'a temp file being written is left alone');
+    await writing; // its rename fails (ENOENT) if the collection took its temp file
+    assert.deepEqual(removed.filter((r) => !r.endsWith('e'.repeat(64) + '.json')), ['by-hostname/eph', 'run/abcdefabcdef', 'status/.1234.5.tmp', `status/${'f'.repeat(64)}.json`]);
     assert.ok(existsSync(join(dir, 'by-hostname/keep')), 'a persistent identity is never deleted');
   });
 });
