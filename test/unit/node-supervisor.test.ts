@@ -270,7 +270,7 @@ describe('node supervisor', () => {
   it('starts tailscaled only once the namespace is configured, for a new identity too', async () => {
     // A tailscaled 1.102.5 started while Docker 20.10 still configured the link took its first
     // view of the links before the link came and started watching after: it never saw the link,
-    // and stayed in Starting past `up`'s 60 s (1 run in 6 of tailnet.e2e, a new identity).
+    // and stayed in Starting past `up`'s 60 s (1 run in 5 of tailnet.e2e, a new identity).
     for (const backend of ['NeedsLogin', 'Running'] as const) {
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
