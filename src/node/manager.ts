@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { isAtomicTemp, isWriteInFlight, writeFileAtomic } from '../util/atomic-file.js';
+import { isAbandonedTemp, writeFileAtomic } from '../util/atomic-file.js';
 import { within } from '../util/timeout.js';
 import { childEnv, type Runner } from '../util/exec.js';
 import { localSandboxPath } from '../host/netns.js';
@@ -270,7 +270,7 @@ export class NodeManager {
         const path = join(this.settings.dataDir, dir, name);
         // A write's temp file is garbage only when no write of this process has it: one left by a
         // plugin killed mid-write (kill -9) stayed for good (seen in restart.e2e).
-        if (name.startsWith('.') && !(isAtomicTemp(name) && !isWriteInFlight(path))) continue;
+        if (name.startsWith('.') && !isAbandonedTemp(path)) continue;
         if (keep(name) || !(await shouldGo(path))) continue;
         await rm(path, { recursive: true, force: true });
         removed.push(`${dir}/${name}`);

@@ -1,15 +1,15 @@
 import { mkdir, open, rename, rm, readFile, readdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 let counter = 0;
 /** The temp files of this process's writes under way: any other one is a killed write's. */
 const inFlight = new Set<string>();
 
-/** A temp file of writeFileAtomic's: `.<pid>.<n>.tmp`. */
-export const isAtomicTemp = (name: string): boolean => /^\.\d+\.\d+\.tmp$/.test(name);
-
-/** Whether `path` is the temp file of a write of this process still under way. */
-export const isWriteInFlight = (path: string): boolean => inFlight.has(path);
+/**
+ * A temp file of writeFileAtomic's (`.<pid>.<n>.tmp`) that no write of this process has under
+ * way: a write a kill -9 interrupted, never renamed, so never data.
+ */
+export const isAbandonedTemp = (path: string): boolean => /^\.\d+\.\d+\.tmp$/.test(basename(path)) && !inFlight.has(path);
 
 /**
  * Writes a file so that a crash at any point leaves either the old or the new content: temp file
@@ -65,8 +65,7 @@ export async function readJsonDir<T>(dir: string): Promise<{ items: (T & { file:
     throw e;
   }
   for (const name of names) {
-    // A temp file of writeFileAtomic that a kill -9 interrupted: never renamed, so never data.
-    if (isAtomicTemp(name) && !isWriteInFlight(join(dir, name))) await rm(join(dir, name), { force: true });
+    if (isAbandonedTemp(join(dir, name))) await rm(join(dir, name), { force: true });
     if (!name.endsWith('.json')) continue;
     const file = join(dir, name);
     try {

@@ -107,7 +107,10 @@ describe(`a real tailnet: Tailscale ${SUPPORTED_TAILSCALE} and headscale, on Doc
     // The daemon's output reaches its log file through a stream: read until the line is there.
     const logs = await Promise.all(['real-alpha', 'real-beta'].map(async (c) => {
       const file = join(plugin.dataDir, 'logs', `${(await endpointOf(c)).slice(0, 12)}-tailscaled.log`);
-      return waitFor(`${c}'s LogID line`, async () => (existsSync(file) && /^\S+ \S+ LogID: [0-9a-f]{64}$/m.test(readFileSync(file, 'utf8')) ? readFileSync(file, 'utf8') : undefined), 10_000, 100).catch(() => '');
+      return waitFor(`${c}'s LogID line`, async () => {
+        const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+        return /^\S+ \S+ LogID: [0-9a-f]{64}$/m.test(text) ? text : undefined;
+      }, 10_000, 100).catch(() => '');
     }));
     const logIds = logs.map((l) => /^\S+ \S+ LogID: ([0-9a-f]{64})$/m.exec(l)?.[1]);
     assert.ok(logIds[0] && logIds[1], 'each daemon logged its log ID');

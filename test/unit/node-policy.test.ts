@@ -158,7 +158,7 @@ async function managerWithoutTailscale() {
 
 describe('garbage collection', () => {
   it('removes what no endpoint uses and a killed write\'s temp file, never a write in flight or a persistent identity', async () => {
-    const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+    const { mkdirSync, writeFileSync, existsSync, readdirSync } = await import('node:fs');
     const { join } = await import('node:path');
     const { writeFileAtomic } = await import('../../src/util/atomic-file.js');
     const { dir, nodes } = await managerWithoutTailscale();
@@ -171,7 +171,6 @@ describe('garbage collection', () => {
     const live = join(dir, 'status', 'e'.repeat(64) + '.json');
     const body = 'x'.repeat(64 << 20);
     const writing = writeFileAtomic(live, body, 0o600, { durable: false });
-    const { readdirSync } = await import('node:fs');
     while (!readdirSync(join(dir, 'status')).some((n) => n.startsWith(`.${process.pid}.`))) await new Promise((r) => setImmediate(r));
     const removed = (await nodes.collectGarbage()).sort();
     await writing; // its rename fails (ENOENT) if the collection took its temp file
